@@ -1,0 +1,41 @@
+"""Shared fixtures: the digits splits, a quickly trained model, the shared MNIST folder."""
+
+from __future__ import annotations
+
+import os
+
+# Same reproducibility settings as the CLI (they must precede torch's import).
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from vtrust import progress  # noqa: E402
+from vtrust.data import load_dataset  # noqa: E402
+from vtrust.models import TrainConfig, build_model, fit  # noqa: E402
+
+progress.set_enabled(False)
+
+MNIST_DIR = Path(__file__).resolve().parents[1] / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_mlp(digits):
+    """An MLP trained for a few epochs (about 0.9 accuracy): enough to have behaviour."""
+    model = build_model("mlp", digits.input_shape, digits.n_classes, seed=0)
+    fit(model, digits.victim, TrainConfig(epochs=8, lr=3e-3, seed=0))
+    return model
+
+
+@pytest.fixture(scope="session")
+def mnist_dir():
+    if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip("shared MNIST files are not present")
+    return MNIST_DIR

@@ -1,0 +1,141 @@
+"""The ``vtrust`` command group and its commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vtrust import __version__, progress
+from vtrust.catalog import SECTIONS, list_entries
+from vtrust.models import ARCHITECTURES, load_model, save_model
+
+
+def emit_json(obj: Any) -> None:
+    """Print exactly one JSON object on stdout."""
+    click.echo(json.dumps(obj, sort_keys=True, allow_nan=False))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="vtrust")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or stage lines.")
+def cli(quiet: bool) -> None:
+    """vtrust: protect ML models on untrusted devices and verify what they compute."""
+    if quiet:
+        progress.set_enabled(False)
+
+
+@cli.command()
+@click.option(
+    "--dataset",
+    default="digits",
+    show_default=True,
+    help="digits, synthetic[:SEED] or idx:DIR (MNIST-format IDX files).",
+)
+@click.option("--arch", type=click.Choice(sorted(ARCHITECTURES)), default="mlp", show_default=True)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Initialisation and batch order."
+)
+@click.option(
+    "--split-seed", type=int, default=0, show_default=True, help="Seed of the data splits."
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=0), default=None, help="Override the tuned epochs."
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def train(dataset, arch, seed, split_seed, epochs, out, as_json) -> None:
+    """Train a model on a dataset's victim split and save it as a model file."""
+    from vtrust.models.recipes import train_model
+
+    trained = train_model(dataset, arch, seed=seed, split_seed=split_seed, epochs=epochs)
+    sha = save_model(out, trained.model, trained.metadata)
+    result = {
+        "arch": arch,
+        "dataset": dataset,
+        "seed": seed,
+        "split_seed": split_seed,
+        "epochs": trained.metadata["training"]["epochs"],
+        "test_accuracy": trained.test_accuracy,
+        "model_sha256": sha,
+        "out": str(out),
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"trained {arch} on {dataset}: test accuracy {trained.test_accuracy:.4f}, "
+            f"sha256 {sha[:16]}…, saved to {out}"
+        )
+
+
+@cli.command()
+@click.argument("model_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info(model_file: Path, as_json: bool) -> None:
+    """Validate a model file and show its metadata."""
+    loaded = load_model(model_file)
+    meta = dict(loaded.metadata)
+    meta["parameters"] = sum(p.numel() for p in loaded.model.parameters())
+    if as_json:
+        emit_json(meta)
+        return
+    arch = meta["arch"]
+    click.echo(f"{model_file}: vtrust model (format version {meta['format_version']})")
+    click.echo(
+        f"  architecture  {arch['name']} {arch['params']}, input {arch['input_shape']}, "
+        f"{arch['n_classes']} classes, {meta['parameters']} parameters"
+    )
+    if "dataset" in meta:
+        dataset = meta["dataset"]
+        click.echo(f"  dataset       {dataset['spec']} (split seed {dataset['split_seed']})")
+    if "test_accuracy" in meta:
+        click.echo(f"  test accuracy {meta['test_accuracy']:.4f}")
+    click.echo(f"  sha256        {meta['weights_sha256']}")
+
+
+@cli.group()
+def catalog() -> None:
+    """Named configurations of attacks, defenses and circuits."""
+
+
+@catalog.command("list")
+@click.option("--section", type=click.Choice(SECTIONS), default=None, help="Only this section.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def catalog_list(section: str | None, as_json: bool) -> None:
+    """List every catalog entry (validating each)."""
+    sections = [section] if section else list(SECTIONS)
+    entries = {s: [e.to_json() for e in list_entries(s)] for s in sections}
+    if as_json:
+        emit_json(entries)
+        return
+    for s in sections:
+        click.echo(f"{s}:")
+        if not entries[s]:
+            click.echo("  (none)")
+        for e in entries[s]:
+            click.echo(f"  {e['name']:<24} {e['kind']:<16} {e['description']}")
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Folder for models, report.md, report.json and plots.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def demo(out: Path, as_json: bool) -> None:
+    """Run the main job on the embedded digits data and write a report."""
+    from vtrust.demo import run_demo
+
+    data = run_demo(out)
+    if as_json:
+        emit_json(data)
+        return
+    for arch, m in data["models"].items():
+        click.echo(f"{arch:<8} test accuracy {m['test_accuracy']:.4f}  ({m['file']})")
+    click.echo(f"report: {out / 'report.md'}")

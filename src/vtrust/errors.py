@@ -1,0 +1,59 @@
+"""The exceptions vtrust raises on bad input.
+
+Every error a user can cause by handing vtrust a wrong file, option or value is a
+:class:`VtrustError`. The CLI turns these into a one-line message and exit code 2;
+anything else escaping is a bug. Each class also subclasses the builtin exception a
+caller would already catch for that kind of problem (``ValueError`` for bad values).
+"""
+
+from __future__ import annotations
+
+
+class VtrustError(Exception):
+    """Base class of every error caused by the caller's input or files."""
+
+
+class InputError(VtrustError, ValueError):
+    """A value, option or array given by the caller is unusable (wrong shape, range, name)."""
+
+
+class DatasetError(VtrustError, ValueError):
+    """A dataset specification or data file is missing or malformed."""
+
+
+class ModelFileError(VtrustError, ValueError):
+    """A model file is truncated, corrupted, of an unknown version or architecture."""
+
+
+class CatalogError(VtrustError, ValueError):
+    """A catalog entry (TOML file) is missing, malformed or names unknown settings."""
+
+
+class QueryRefused(VtrustError):
+    """An oracle defense refused to answer a client's query.
+
+    Attributes:
+        client_id: the client whose query was refused.
+        defense: the name of the defense that refused it.
+        queries: how many of the client's queries had been answered before the refusal.
+        answered: the outputs of the refused call's queries answered before the refusal
+            (an array, possibly empty), so an attack can keep what it got.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        defense: str,
+        queries: int,
+        reason: str = "",
+        answered: object = None,
+    ) -> None:
+        self.client_id = client_id
+        self.answered = answered
+        self.defense = defense
+        self.queries = queries
+        self.reason = reason
+        detail = f": {reason}" if reason else ""
+        super().__init__(
+            f"defense {defense!r} refused client {client_id!r} after {queries} queries{detail}"
+        )

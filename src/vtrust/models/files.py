@@ -1,0 +1,170 @@
+"""Model files: safetensors weights with vtrust's JSON metadata in the same file.
+
+Layout: a standard safetensors file whose header metadata holds two strings,
+``vtrust`` (the JSON metadata below) and ``vtrust_sha256`` (its SHA-256). The metadata
+records the format version, the architecture, the dataset and split seed, the training
+settings, the test accuracy and ``weights_sha256``, a canonical hash of every tensor.
+
+Loading never unpickles anything and trusts nothing: a truncated or bit-flipped file, an
+unknown format version, or weights that do not fit the recorded architecture each raise
+:class:`~vtrust.errors.ModelFileError`. Saving is atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from vtrust import __version__
+from vtrust._io import atomic_write_bytes
+from vtrust.errors import InputError, ModelFileError
+from vtrust.models.zoo import ARCHITECTURES, ZooModel, build_model
+
+FORMAT = "vtrust-model"
+FORMAT_VERSION = 1
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def model_sha256(model: torch.nn.Module | dict[str, torch.Tensor]) -> str:
+    """Canonical SHA-256 of a model's weights: names, dtypes, shapes and bytes, in name order."""
+    state = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(json.dumps(list(tensor.shape)).encode())
+        digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model rebuilt from a file, with the file's metadata."""
+
+    model: ZooModel
+    metadata: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return self.metadata["weights_sha256"]
+
+
+def save_model(path: str | Path, model: ZooModel, metadata: dict[str, Any] | None = None) -> str:
+    """Write ``model`` and ``metadata`` to ``path`` atomically; return the weights' SHA-256.
+
+    ``metadata`` may hold any JSON-serialisable fields (dataset, training, accuracy …);
+    the format, version, architecture and weights hash are filled in here.
+    """
+    if not isinstance(model, ZooModel):
+        raise InputError("only zoo models (vtrust.models.build_model) can be saved")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    digest = model_sha256(state)
+    meta = dict(metadata or {})
+    meta.update(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        arch=model.spec.to_json(),
+        weights_sha256=digest,
+        vtrust_version=__version__,
+    )
+    meta_json = json.dumps(meta, sort_keys=True, allow_nan=False)
+    header_meta = {
+        "vtrust": meta_json,
+        "vtrust_sha256": hashlib.sha256(meta_json.encode()).hexdigest(),
+    }
+    atomic_write_bytes(path, st_save(state, metadata=header_meta))
+    return digest
+
+
+def _read_header_metadata(raw: bytes, source: str) -> dict[str, Any]:
+    if len(raw) < 8:
+        raise ModelFileError(f"{source}: truncated model file ({len(raw)} bytes)")
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    if header_len > min(len(raw) - 8, _MAX_HEADER):
+        raise ModelFileError(f"{source}: truncated or corrupted model header")
+    try:
+        header = json.loads(raw[8 : 8 + header_len].decode("utf-8"))
+        header_meta = header["__metadata__"]
+        meta_json = header_meta["vtrust"]
+        stored_hash = header_meta["vtrust_sha256"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise ModelFileError(f"{source}: not a vtrust model file (bad header)") from None
+    if not isinstance(meta_json, str) or not isinstance(stored_hash, str):
+        raise ModelFileError(f"{source}: not a vtrust model file (bad header)")
+    actual = hashlib.sha256(meta_json.encode()).hexdigest()
+    if not hmac.compare_digest(actual, stored_hash):
+        raise ModelFileError(f"{source}: metadata checksum mismatch (file corrupted)")
+    try:
+        meta = json.loads(meta_json)
+    except json.JSONDecodeError:
+        raise ModelFileError(f"{source}: metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{source}: not a vtrust model file")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{source}: model file version {meta.get('format_version')!r} is not supported "
+            f"(this vtrust reads version {FORMAT_VERSION})"
+        )
+    return meta
+
+
+def _rebuild(meta: dict[str, Any], source: str) -> ZooModel:
+    arch = meta.get("arch")
+    try:
+        name = arch["name"]
+        input_shape = tuple(int(d) for d in arch["input_shape"])
+        n_classes = int(arch["n_classes"])
+        params = dict(arch["params"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelFileError(f"{source}: architecture record is malformed") from None
+    if name not in ARCHITECTURES:
+        raise ModelFileError(f"{source}: unknown architecture {name!r}")
+    try:
+        return build_model(name, input_shape, n_classes, params)
+    except (InputError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{source}: cannot build architecture {name!r}: {exc}") from None
+
+
+def load_model_bytes(raw: bytes, *, source: str = "<bytes>") -> LoadedModel:
+    """Rebuild a model from the bytes of a model file; see :func:`load_model`."""
+    meta = _read_header_metadata(raw, source)
+    try:
+        state = st_load(raw)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{source}: corrupted tensor data ({exc})") from None
+    if not hmac.compare_digest(model_sha256(state), str(meta.get("weights_sha256"))):
+        raise ModelFileError(f"{source}: weights checksum mismatch (file corrupted)")
+    model = _rebuild(meta, source)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        raise ModelFileError(f"{source}: weights do not fit architecture {meta['arch']['name']!r}")
+    model.load_state_dict(state)
+    model.eval()
+    return LoadedModel(model, meta)
+
+
+def load_model(path: str | Path) -> LoadedModel:
+    """Load and validate a model file written by :func:`save_model`.
+
+    Raises:
+        ModelFileError: the file is missing, truncated, corrupted, of another format
+            version, or its weights do not match its architecture.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file {p}: {exc.strerror or exc}") from None
+    return load_model_bytes(raw, source=str(p))

@@ -1,0 +1,112 @@
+"""Reports: stable JSON, Markdown summaries and PNG plots, all written atomically.
+
+Plots use matplotlib's object API (no pyplot, no global backend state), so they work
+headless and in threads.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from vtrust._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table; floats are shown with 4 significant digits."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Render ``fig`` as PNG and write it atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def line_plot(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+) -> Figure:
+    """One line per named ``(xs, ys)`` series."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for label, (xs, ys) in series.items():
+        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend()
+    return fig
+
+
+def bar_plot(values: Mapping[str, float], *, title: str, ylabel: str) -> Figure:
+    """One labelled bar per entry of ``values``."""
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    names = list(values)
+    bars = ax.bar(names, [values[n] for n in names])
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+class Report:
+    """Collects a command's results and writes ``<name>.json``, ``<name>.md`` and plots
+    into one folder.
+
+    The JSON has sorted keys and is deterministic for deterministic results; figures are
+    referenced from the Markdown by relative path.
+    """
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.sections: list[str] = []
+        self.figures: dict[str, Figure] = {}
+
+    def add_text(self, markdown: str) -> None:
+        self.sections.append(markdown.rstrip() + "\n")
+
+    def add_table(self, heading: str, headers: Sequence[str], rows: Sequence[Sequence[Any]]):
+        self.sections.append(f"## {heading}\n\n" + markdown_table(headers, rows))
+
+    def add_figure(self, filename: str, fig: Figure, caption: str) -> None:
+        self.figures[filename] = fig
+        self.sections.append(f"![{caption}]({filename})\n")
+
+    def markdown(self) -> str:
+        return f"# {self.title}\n\n" + "\n".join(self.sections)
+
+    def write(self, out_dir: str | Path, data: Mapping[str, Any], *, name: str = "report"):
+        """Write ``data`` as JSON, the Markdown, and every figure, into ``out_dir``."""
+        out = Path(out_dir)
+        for filename, fig in self.figures.items():
+            save_figure(fig, out / filename)
+        atomic_write_json(out / f"{name}.json", dict(data))
+        atomic_write_text(out / f"{name}.md", self.markdown())
+        return out
