@@ -83,8 +83,18 @@ def save_model(path: str | Path, model: ZooModel, metadata: dict[str, Any] | Non
         "vtrust": meta_json,
         "vtrust_sha256": hashlib.sha256(meta_json.encode()).hexdigest(),
     }
-    atomic_write_bytes(path, st_save(state, metadata=header_meta))
+    atomic_write_bytes(path, _canonical_header(st_save(state, metadata=header_meta)))
     return digest
+
+
+def _canonical_header(raw: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted, so that equal models
+    give byte-identical files (the writer's key order is not fixed)."""
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + header_len])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + raw[8 + header_len :]
 
 
 def _read_header_metadata(raw: bytes, source: str) -> dict[str, Any]:
