@@ -35,6 +35,21 @@ def small_mlp(digits):
 
 
 @pytest.fixture(scope="session")
+def mlp_victim(digits):
+    """The demo's default MLP victim (seed 0, tuned settings)."""
+    from vtrust.models.recipes import train_model
+
+    return train_model(digits, "mlp", seed=0).model
+
+
+@pytest.fixture(scope="session")
+def softmax_victim(digits):
+    from vtrust.models.recipes import train_model
+
+    return train_model(digits, "softmax", seed=0).model
+
+
+@pytest.fixture(scope="session")
 def mnist_dir():
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("shared MNIST files are not present")

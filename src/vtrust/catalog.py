@@ -39,7 +39,19 @@ SECTIONS = ("attacks", "defenses", "circuits")
 
 # Modules that register the built-in kinds of each section (imported on first use).
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "attacks": (),
+    "attacks": (
+        "vtrust.attacks.extraction.equation",
+        "vtrust.attacks.extraction.sampling",
+        "vtrust.attacks.extraction.jbda",
+        "vtrust.attacks.extraction.knockoff",
+        "vtrust.attacks.extraction.activethief",
+        "vtrust.attacks.direct",
+        "vtrust.attacks.removal.finetune",
+        "vtrust.attacks.removal.pruning",
+        "vtrust.attacks.removal.quantization",
+        "vtrust.attacks.removal.noise",
+        "vtrust.attacks.removal.distill",
+    ),
     "defenses": ("vtrust.defenses.poisoning", "vtrust.defenses.limits"),
     "circuits": (),
 }

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 from matplotlib.figure import Figure
 
 from vtrust._io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -48,17 +49,20 @@ def line_plot(
     logx: bool = False,
 ) -> Figure:
     """One line per named ``(xs, ys)`` series."""
-    fig = Figure(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4) if len(series) <= 4 else (8, 4))
     ax = fig.add_subplot()
-    for label, (xs, ys) in series.items():
-        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=label)
+    colours = matplotlib.colormaps["tab20" if len(series) > 10 else "tab10"]
+    for i, (label, (xs, ys)) in enumerate(series.items()):
+        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=label, color=colours(i))
     if logx:
         ax.set_xscale("log")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if len(series) > 1:
+    if len(series) > 4:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    elif len(series) > 1:
         ax.legend()
     return fig
 
@@ -77,8 +81,7 @@ def bar_plot(values: Mapping[str, float], *, title: str, ylabel: str) -> Figure:
 
 
 class Report:
-    """Collects a command's results and writes ``<name>.json``, ``<name>.md`` and plots
-    into one folder.
+    """Collects a command's results and writes JSON, Markdown and plots into one folder.
 
     The JSON has sorted keys and is deterministic for deterministic results; figures are
     referenced from the Markdown by relative path.
@@ -102,11 +105,18 @@ class Report:
     def markdown(self) -> str:
         return f"# {self.title}\n\n" + "\n".join(self.sections)
 
-    def write(self, out_dir: str | Path, data: Mapping[str, Any], *, name: str = "report"):
+    def write(
+        self,
+        out_dir: str | Path,
+        data: Mapping[str, Any],
+        *,
+        json_name: str = "report.json",
+        markdown_name: str = "report.md",
+    ) -> Path:
         """Write ``data`` as JSON, the Markdown, and every figure, into ``out_dir``."""
         out = Path(out_dir)
         for filename, fig in self.figures.items():
             save_figure(fig, out / filename)
-        atomic_write_json(out / f"{name}.json", dict(data))
-        atomic_write_text(out / f"{name}.md", self.markdown())
+        atomic_write_json(out / json_name, dict(data))
+        atomic_write_text(out / markdown_name, self.markdown())
         return out

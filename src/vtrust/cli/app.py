@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from vtrust import __version__, progress
 from vtrust.catalog import SECTIONS, list_entries
+from vtrust.cli.attack_cmd import attack
+from vtrust.cli.common import emit_json
 from vtrust.models import ARCHITECTURES, load_model, save_model
-
-
-def emit_json(obj: Any) -> None:
-    """Print exactly one JSON object on stdout."""
-    click.echo(json.dumps(obj, sort_keys=True, allow_nan=False))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,3 +134,6 @@ def demo(out: Path, as_json: bool) -> None:
     for arch, m in data["models"].items():
         click.echo(f"{arch:<8} test accuracy {m['test_accuracy']:.4f}  ({m['file']})")
     click.echo(f"report: {out / 'report.md'}")
+
+
+cli.add_command(attack)

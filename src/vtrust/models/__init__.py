@@ -7,6 +7,7 @@ from vtrust.models.training import (
     accuracy,
     agreement,
     fit,
+    fit_arrays,
     predict_logits,
     predict_proba,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "agreement",
     "build_model",
     "fit",
+    "fit_arrays",
     "load_model",
     "model_sha256",
     "predict_logits",

@@ -66,6 +66,7 @@ def fit(
     *,
     penalties: Sequence[Penalty] = (),
     parameters: Sequence[nn.Parameter] | None = None,
+    after_step: Callable[[], None] | None = None,
     desc: str = "train",
 ) -> TrainHistory:
     """Train ``model`` in place on ``data`` with AdamW and cross-entropy.
@@ -73,21 +74,52 @@ def fit(
     Args:
         model: any module mapping (N, C, H, W) images to logits.
         data: the training set.
-        config: epochs, batch size, learning rate, weight decay, seed.
+        config: epochs, batch size, learning rate, weight decay, clipping, seed.
         penalties: callables ``model -> scalar tensor`` added to every batch's loss.
         parameters: train only these parameters (default: all of the model's).
+        after_step: called after every optimizer step (e.g. to re-apply a pruning mask).
         desc: label of the progress bar.
 
     Returns:
         The per-epoch loss and accuracy.
     """
-    if len(data) == 0:
-        raise InputError("cannot train on an empty dataset")
-    x = torch.from_numpy(np.ascontiguousarray(data.x, dtype=np.float32))
-    y = torch.from_numpy(np.ascontiguousarray(data.y, dtype=np.int64))
+    return fit_arrays(
+        model,
+        data.x,
+        data.y,
+        config,
+        penalties=penalties,
+        parameters=parameters,
+        after_step=after_step,
+        desc=desc,
+    )
+
+
+def fit_arrays(
+    model: nn.Module,
+    x: np.ndarray,
+    targets: np.ndarray,
+    config: TrainConfig = TrainConfig(),
+    *,
+    penalties: Sequence[Penalty] = (),
+    parameters: Sequence[nn.Parameter] | None = None,
+    after_step: Callable[[], None] | None = None,
+    desc: str = "train",
+) -> TrainHistory:
+    """:func:`fit` on raw arrays: ``targets`` are labels (N,) or probability rows (N, K).
+
+    Probability targets train with the soft cross-entropy (the distillation loss); a
+    one-hot row is the same as its label.
+    """
+    if len(x) == 0 or len(x) != len(targets):
+        raise InputError(f"need equally many inputs and targets, got {len(x)} and {len(targets)}")
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    soft = np.asarray(targets).ndim == 2
+    yt = torch.from_numpy(np.ascontiguousarray(targets, dtype=np.float32 if soft else np.int64))
+    labels = yt.argmax(1) if soft else yt
     params = list(parameters) if parameters is not None else list(model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = -(-len(data) // config.batch_size)
+    steps_per_epoch = -(-len(xt) // config.batch_size)
     schedule = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps_per_epoch)
         if config.cosine and config.epochs > 0
@@ -99,12 +131,12 @@ def fit(
     model.train()
     epochs = progress.bar(range(config.epochs), desc=desc, unit="epoch")
     for _ in epochs:
-        order = torch.randperm(len(y), generator=generator)
+        order = torch.randperm(len(xt), generator=generator)
         total_loss, correct = 0.0, 0
-        for start in range(0, len(y), config.batch_size):
+        for start in range(0, len(xt), config.batch_size):
             idx = order[start : start + config.batch_size]
-            logits = model(x[idx])
-            loss = loss_fn(logits, y[idx])
+            logits = model(xt[idx])
+            loss = loss_fn(logits, yt[idx])
             for penalty in penalties:
                 loss = loss + penalty(model)
             optimizer.zero_grad(set_to_none=True)
@@ -114,10 +146,12 @@ def fit(
             optimizer.step()
             if schedule is not None:
                 schedule.step()
+            if after_step is not None:
+                after_step()
             total_loss += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(1) == y[idx]).sum())
-        history.loss.append(total_loss / len(y))
-        history.accuracy.append(correct / len(y))
+            correct += int((logits.argmax(1) == labels[idx]).sum())
+        history.loss.append(total_loss / len(xt))
+        history.accuracy.append(correct / len(xt))
         epochs.set_postfix(loss=f"{history.loss[-1]:.4f}")
     model.eval()
     return history

@@ -1,0 +1,211 @@
+"""Judging attacks: thief accuracy and fidelity, budget curves, strength sweeps, and the
+one-call runner behind ``vtrust attack run``.
+
+The evaluator (unlike the attacker) holds the victim and the test split.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from vtrust import progress
+from vtrust.attacks.base import AttackerResources, ExtractionResult
+from vtrust.attacks.direct import DirectStealing
+from vtrust.attacks.extraction.common import ExtractionAttack
+from vtrust.attacks.extraction.equation import EquationSolving, centred_parameters
+from vtrust.attacks.removal.common import RemovalAttack, sweep
+from vtrust.catalog import Entry
+from vtrust.data import Dataset, Splits
+from vtrust.errors import InputError
+from vtrust.models import accuracy, agreement
+from vtrust.oracle import Oracle, OutputMode
+
+CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+
+
+def evaluate_thief(thief: nn.Module | None, victim: nn.Module, test: Dataset) -> dict[str, float]:
+    """Thief test accuracy and fidelity (top-1 agreement with the victim on ``test``)."""
+    if thief is None:
+        return {"thief_accuracy": 0.0, "fidelity": 0.0}
+    return {"thief_accuracy": accuracy(thief, test), "fidelity": agreement(thief, victim, test.x)}
+
+
+def budget_curve(
+    attack: ExtractionAttack,
+    result: ExtractionResult,
+    victim: nn.Module,
+    test: Dataset,
+    *,
+    seed: int = 0,
+    fractions: Sequence[float] = CURVE_FRACTIONS,
+) -> list[dict[str, float]]:
+    """Thief accuracy and fidelity had the attack stopped after a share of its queries.
+
+    Every built-in attack collects its transfer set sequentially, so a prefix is exactly
+    what a smaller budget would have bought; the thief for each prefix is rebuilt the way
+    the attack builds its final one. The last point is the attack's own thief.
+    """
+    n = len(result.transfer_x)
+    points = sorted({max(1, int(round(f * n))) for f in fractions if n > 0})
+    rows = []
+    for k in progress.bar(points, desc="budget curve"):
+        if k == n and result.thief is not None:
+            thief = result.thief
+        else:
+            shape = tuple(result.transfer_x.shape[1:])
+            thief = attack.thief_from(
+                result.transfer_x[:k],
+                result.transfer_y[:k],
+                shape,
+                result.transfer_y.shape[1],
+                seed=seed,
+            )
+        rows.append({"queries": k, **evaluate_thief(thief, victim, test)})
+    return rows
+
+
+def parameter_error(thief: nn.Module, victim: nn.Module) -> float:
+    """Max relative error of a softmax-regression thief's class-centred parameters."""
+    truth = centred_parameters(
+        victim.head.weight.detach().numpy(), victim.head.bias.detach().numpy()
+    )
+    got = centred_parameters(thief.head.weight.detach().numpy(), thief.head.bias.detach().numpy())
+    return float(np.abs(got - truth).max() / np.abs(truth).max())
+
+
+def _flags(oracle: Oracle, client_id: str, defense_names: list[str]) -> dict[str, Any]:
+    flagged = oracle.client(client_id).flagged_at or {}
+    return {
+        name: {"flagged": name in flagged, "at_query": flagged.get(name)} for name in defense_names
+    }
+
+
+def run_extraction(
+    attack: ExtractionAttack,
+    victim: nn.Module,
+    splits: Splits,
+    *,
+    defenses: Sequence[Entry] = (),
+    output: OutputMode = OutputMode.PROBS,
+    budget: int | None = None,
+    seed: int = 0,
+    curve: bool = True,
+) -> tuple[dict[str, Any], ExtractionResult]:
+    """Deploy ``victim`` behind ``defenses``, attack it, and judge the thief."""
+    built = []
+    for entry in defenses:
+        defense = entry.build()
+        defense.name = entry.name  # flags are reported under the catalog entry's name
+        built.append(defense)
+    oracle = Oracle(victim, splits.input_shape, output=output, defenses=built)
+    resources = AttackerResources(oracle, data=splits.attacker, client_id="attacker")
+    result = attack.run(resources, budget=budget, seed=seed)
+    progress.stage(
+        f"[attack] {result.attack}: {result.queries} queries in {result.total_seconds:.1f} s"
+        + (f", stopped: {result.stopped}" if result.stopped else "")
+    )
+    summary: dict[str, Any] = {
+        "queries": result.queries,
+        "budget": result.budget,
+        "seconds": result.total_seconds,
+        "stages": result.seconds,
+        "stopped": result.stopped,
+        "details": result.details,
+        **evaluate_thief(result.thief, victim, splits.test),
+        "defenses": _flags(oracle, resources.client_id, [d.name for d in defenses]),
+    }
+    if (
+        isinstance(attack, EquationSolving)
+        and result.thief is not None
+        and victim.spec.name == "softmax"
+    ):
+        summary["max_relative_parameter_error"] = parameter_error(result.thief, victim)
+    if curve:
+        started = time.perf_counter()
+        summary["curve"] = budget_curve(attack, result, victim, splits.test, seed=seed)
+        summary["curve_seconds"] = time.perf_counter() - started
+    return summary, result
+
+
+def run_removal(
+    attack: RemovalAttack, victim: nn.Module, splits: Splits, *, seed: int = 0
+) -> dict[str, Any]:
+    """Sweep ``attack`` over its strengths on a copy of ``victim``."""
+    started = time.perf_counter()
+    rows = sweep(attack, victim, splits.attacker, splits.test, seed=seed)
+    return {
+        "strength_name": attack.strength_name,
+        "curve": rows,
+        "thief_accuracy": rows[-1]["accuracy"],
+        "fidelity": rows[-1]["fidelity"],
+        "queries": 0,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def run_direct(attack: DirectStealing, victim: nn.Module, splits: Splits, *, seed: int = 0):
+    """Direct stealing of ``victim``'s weights, over the attacker-data fractions."""
+    started = time.perf_counter()
+    rows = attack.run(victim, splits.attacker, splits.test, victim=victim, seed=seed)
+    best = rows[-1]
+    return {
+        "curve": rows,
+        "thief_accuracy": best["finetuned_accuracy"],
+        "fidelity": best.get("finetuned_fidelity", 0.0),
+        "queries": 0,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def run_entry(
+    entry: Entry,
+    victim: nn.Module,
+    splits: Splits,
+    *,
+    defenses: Sequence[Entry] = (),
+    output: OutputMode = OutputMode.PROBS,
+    budget: int | None = None,
+    seed: int = 0,
+    curve: bool = True,
+) -> dict[str, Any]:
+    """Run the attack a catalog entry configures against ``victim``; a JSON-ready dict
+    with at least ``thief_accuracy``, ``fidelity``, ``queries`` and ``seconds``."""
+    if entry.section != "attacks":
+        raise InputError(f"{entry.name} is a {entry.section} entry, not an attack")
+    attack = entry.build()
+    progress.stage(f"[attack] {entry.name} ({entry.kind}), seed {seed}")
+    if defenses and not isinstance(attack, ExtractionAttack):
+        raise InputError(f"query-side defenses do not apply to the white-box attack {entry.name}")
+    if isinstance(attack, ExtractionAttack):
+        summary, _ = run_extraction(
+            attack,
+            victim,
+            splits,
+            defenses=defenses,
+            output=output,
+            budget=budget,
+            seed=seed,
+            curve=curve,
+        )
+        category = "extraction"
+    elif isinstance(attack, RemovalAttack):
+        summary = run_removal(attack, victim, splits, seed=seed)
+        category = "removal"
+    else:
+        summary = run_direct(attack, victim, splits, seed=seed)
+        category = "direct"
+    return {
+        "attack": entry.name,
+        "kind": entry.kind,
+        "category": category,
+        "params": asdict(entry.params),
+        "seed": seed,
+        "victim_accuracy": accuracy(victim, splits.test),
+        **summary,
+    }

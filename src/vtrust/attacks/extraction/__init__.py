@@ -1,0 +1,1 @@
+"""Black-box model extraction attacks: they see only the oracle's ``query``."""

@@ -1,0 +1,1 @@
+"""White-box removal attacks: the attacker holds the weights and changes them."""
