@@ -51,6 +51,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
         "vtrust.attacks.removal.quantization",
         "vtrust.attacks.removal.noise",
         "vtrust.attacks.removal.distill",
+        "vtrust.attacks.removal.overwrite",
     ),
     "defenses": ("vtrust.defenses.poisoning", "vtrust.defenses.limits"),
     "circuits": (),

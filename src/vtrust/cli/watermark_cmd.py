@@ -1,0 +1,309 @@
+"""``vtrust watermark …`` and ``vtrust gate watermark``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vtrust.cli.common import emit_json, target_splits
+
+MODEL = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.group()
+def watermark() -> None:
+    """Embed, verify, calibrate, fingerprint, trace and stress-test watermarks."""
+
+
+@watermark.command("embed")
+@click.option("--kind", type=click.Choice(["static", "dynamic"]), required=True)
+@click.option("--model", "model_file", type=MODEL, required=True, help="Model to watermark.")
+@click.option("--out", type=MODEL, required=True, help="Watermarked model file.")
+@click.option("--key-out", type=MODEL, required=True, help="Key file (JSON; keep it secret).")
+@click.option("--bits", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--layer", default=None, help="Layer for a static mark (default: the largest).")
+@click.option(
+    "--strength",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.05,
+    show_default=True,
+    help="Regularizer weight λ (static).",
+)
+@click.option(
+    "--style",
+    type=click.Choice(["noise", "content", "unrelated"]),
+    default="noise",
+    show_default=True,
+    help="Trigger style (dynamic).",
+)
+@click.option("--triggers", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--retrain", is_flag=True, help="Train from scratch with the mark instead of fine-tuning."
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs.")
+@click.option("--owner", default="", help="Owner name recorded in the key.")
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Derive the key from this seed (reproducible experiments only).",
+)
+@click.option("--json", "as_json", is_flag=True)
+def embed(
+    model_file,
+    out,
+    key_out,
+    kind,
+    bits,
+    layer,
+    strength,
+    style,
+    triggers,
+    retrain,
+    epochs,
+    owner,
+    seed,
+    as_json,
+):
+    """Embed a new watermark and write the marked model and its key."""
+    from vtrust.watermark.embedding import embed_watermark
+
+    result = embed_watermark(
+        model_file,
+        out,
+        key_out,
+        kind=kind,
+        bits=bits,
+        layer=layer,
+        strength=strength,
+        style=style,
+        triggers=triggers,
+        retrain=retrain,
+        epochs=epochs,
+        owner=owner,
+        seed=seed,
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"embedded a {kind} watermark: accuracy {result['accuracy_before']:.4f} -> "
+            f"{result['accuracy_after']:.4f}, p = {result['verification']['p_value']:.3g}; "
+            f"commitment {result['commitment']}"
+        )
+
+
+@watermark.command("verify")
+@click.option("--model", "model_file", type=MODEL, required=True)
+@click.option("--key", "key_file", type=MODEL, required=True)
+@click.option(
+    "--fpr", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-6, show_default=True
+)
+@click.option("--json", "as_json", is_flag=True)
+def verify_cmd(model_file, key_file, fpr, as_json):
+    """Decide ownership of a model with a p-value (exit 0 owned, 1 not owned)."""
+    from vtrust.watermark.keys import load_key
+    from vtrust.watermark.robustness import verify
+
+    key = load_key(key_file)
+    model, splits = target_splits(model_file)
+    result = verify(model, key, splits, fpr=fpr).to_json()
+    if as_json:
+        emit_json(result)
+    else:
+        metric = (
+            f"BER {result['ber']:.4f}"
+            if "ber" in result
+            else f"trigger accuracy {result['trigger_accuracy']:.4f}"
+        )
+        verdict = "OWNED" if result["owned"] else "not owned"
+        click.echo(
+            f"{verdict}: {metric}, p = {result['p_value']:.3g} (fpr {fpr:g})"
+            + (
+                f", calibrated threshold {result['calibrated_threshold']:.4f} from "
+                f"{result['null_models']} null models"
+                if result["null_models"]
+                else ""
+            )
+            + (f" [{result['reason']}]" if result["reason"] else "")
+        )
+    return 0 if result["owned"] else 1
+
+
+@watermark.command("calibrate")
+@click.option(
+    "--model",
+    "model_file",
+    type=MODEL,
+    required=True,
+    help="The marked model (its architecture and data define the null).",
+)
+@click.option("--key", "key_file", type=MODEL, required=True)
+@click.option("--null-models", type=click.IntRange(min=2), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def calibrate_cmd(model_file, key_file, null_models, as_json):
+    """Train independent null models and store the empirical null in the key file."""
+    from vtrust.watermark.calibration import calibrate
+    from vtrust.watermark.keys import load_key, save_key
+
+    key = load_key(key_file)
+    model, splits = target_splits(model_file)
+    calibration = calibrate(
+        key, splits, model.spec.name, models=null_models, params=model.spec.params
+    )
+    save_key(key_file, key.with_calibration(calibration))
+    result = calibration.to_json()
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(
+            f"null scores over {null_models} models: mean {result['mean']:.4f}, "
+            f"std {result['std']:.4f}, max {max(result['scores']):.4f}"
+        )
+
+
+@watermark.command("fingerprint")
+@click.option("--model", "model_file", type=MODEL, required=True)
+@click.option("--users", required=True, help="Comma-separated user or device names.")
+@click.option("--registry", type=MODEL, required=True, help="SQLite registry of keys.")
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--model-version", default="1", show_default=True)
+@click.option("--bits", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--seed", type=int, default=None, help="Reproducible keys (experiments only).")
+@click.option("--json", "as_json", is_flag=True)
+def fingerprint_cmd(model_file, users, registry, out_dir, model_version, bits, seed, as_json):
+    """Write one individually watermarked copy per user and register their keys."""
+    from vtrust.watermark.embedding import fingerprint_model
+
+    result = fingerprint_model(
+        model_file,
+        [u.strip() for u in users.split(",") if u.strip()],
+        registry,
+        out_dir,
+        model_version=model_version,
+        bits=bits,
+        seed=seed,
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        for user, info in result["copies"].items():
+            click.echo(f"{user:<16} accuracy {info['accuracy']:.4f}  {info['file']}")
+
+
+@watermark.command("trace")
+@click.argument("suspect", type=MODEL)
+@click.option("--registry", type=MODEL, required=True)
+@click.option(
+    "--fpr", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-6, show_default=True
+)
+@click.option("--json", "as_json", is_flag=True)
+def trace_cmd(suspect, registry, fpr, as_json):
+    """Rank the registered users by the p-value of their fingerprint in SUSPECT."""
+    from vtrust.models import load_model
+    from vtrust.watermark.registry import FingerprintRegistry
+
+    if not registry.is_file():
+        raise click.BadParameter(f"{registry} does not exist", param_hint="--registry")
+    model = load_model(suspect).model
+    rows = [r.to_json() for r in FingerprintRegistry(registry).trace(model, fpr=fpr)]
+    if as_json:
+        emit_json({"suspect": str(suspect), "ranking": rows})
+        return
+    for r in rows:
+        click.echo(
+            f"{r['user']:<16} p = {r['p_value']:.3g}  BER {r['ber']:.3f}"
+            + ("  <- match" if r["owned"] else "")
+        )
+
+
+def robustness_options(command):
+    """The options shared by ``watermark robustness`` and ``gate watermark``."""
+    decorators = [
+        click.option("--model", "model_file", type=MODEL, required=True),
+        click.option("--key", "key_file", type=MODEL, required=True),
+        click.option(
+            "--attack", "attacks", multiple=True, help="Attack name or TOML (repeatable)."
+        ),
+        click.option(
+            "--fpr",
+            type=click.FloatRange(min=0, max=1, min_open=True),
+            default=1e-6,
+            show_default=True,
+        ),
+        click.option(
+            "--max-accuracy-drop", type=click.FloatRange(0, 1), default=0.05, show_default=True
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+    for decorate in reversed(decorators):
+        command = decorate(command)
+    return command
+
+
+def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed):
+    from vtrust.catalog import load_entry
+    from vtrust.watermark.keys import load_key
+    from vtrust.watermark.robustness import evaluate_robustness
+
+    key = load_key(key_file)
+    entries = [load_entry("attacks", a) for a in attacks]
+    model, splits = target_splits(model_file)
+    return evaluate_robustness(
+        model, key, splits, entries, fpr=fpr, max_accuracy_drop=max_accuracy_drop, seed=seed
+    )
+
+
+@watermark.command("robustness")
+@robustness_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def robustness_cmd(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, out, as_json):
+    """Watermark and accuracy after each attack over its strengths (table, JSON, plots)."""
+    from vtrust.watermark.report import robustness_report
+
+    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed)
+    if out is not None:
+        robustness_report(report).write(out, report)
+    if as_json:
+        emit_json(report)
+    else:
+        _print_table(report)
+
+
+def _print_table(report: dict) -> None:
+    base = report["baseline"]
+    click.echo(
+        f"baseline: owned={base['owned']} p={base['p_value']:.3g} "
+        f"accuracy={report['original_accuracy']:.4f}"
+    )
+    for outcome in report["attacks"]:
+        verdict = "survives" if outcome["watermark_survives"] else "REMOVED"
+        worst = min((r["score"] for r in outcome["rows"]), default=float("nan"))
+        click.echo(f"  {outcome['attack']:<24} {verdict:<8} lowest score {worst:.4f}")
+
+
+@click.group()
+def gate() -> None:
+    """CI gates: exit 0 pass, 1 fail, 2 bad input."""
+
+
+@gate.command("watermark")
+@robustness_options
+@click.option("--junit", type=MODEL, default=None, help="Write JUnit XML here.")
+@click.option("--json", "as_json", is_flag=True)
+def gate_watermark(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, junit, as_json):
+    """Fail (exit 1) unless the watermark verifies and survives every listed attack."""
+    from vtrust._io import atomic_write_bytes
+    from vtrust.watermark.robustness import junit_xml
+
+    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed)
+    if junit is not None:
+        atomic_write_bytes(junit, junit_xml(report))
+    if as_json:
+        emit_json(report)
+    else:
+        _print_table(report)
+        click.echo("PASS" if report["survives_all"] else "FAIL")
+    return 0 if report["survives_all"] else 1

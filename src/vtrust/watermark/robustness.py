@@ -1,0 +1,182 @@
+"""Robustness of a watermark against removal and extraction attacks, and the CI gate.
+
+An attack *succeeds* at a strength when the watermark is no longer verified (the
+calibrated or exact test at the chosen false-positive rate says "not owned") while the
+attacked model's test accuracy stays within ``max_accuracy_drop`` of the original (the
+criterion of Lukas et al.'s SoK, IEEE S&P 2022). A watermark *survives* an attack when no
+strength succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from torch import nn
+
+from vtrust import progress
+from vtrust.attacks.base import AttackerResources
+from vtrust.attacks.extraction.common import ExtractionAttack
+from vtrust.attacks.removal.common import RemovalAttack
+from vtrust.catalog import Entry
+from vtrust.data import Splits
+from vtrust.errors import InputError
+from vtrust.models import accuracy
+from vtrust.oracle import Oracle
+from vtrust.watermark.dynamic import DynamicWatermark
+from vtrust.watermark.keys import WatermarkKey
+from vtrust.watermark.static import StaticWatermark
+from vtrust.watermark.verification import Verification
+
+
+def verify(model: nn.Module, key: WatermarkKey, splits: Splits, *, fpr: float) -> Verification:
+    """Verify ``key`` on ``model``: white-box for static keys, through queries for dynamic
+    ones (the test split measures the label prior)."""
+    if key.static is not None:
+        return StaticWatermark(key).verify(model, fpr=fpr)
+    return DynamicWatermark(key).verify(model, splits.test.x, fpr=fpr)
+
+
+@dataclass
+class AttackOutcome:
+    """One attack's rows (per strength, or one row for an extraction) and its verdict."""
+
+    attack: str
+    category: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return any(row["removed"] for row in self.rows)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attack": self.attack,
+            "category": self.category,
+            "rows": self.rows,
+            "watermark_survives": not self.succeeded,
+        }
+
+
+def _row(model, key, splits, fpr, floor, **extra) -> dict[str, Any]:
+    result = verify(model, key, splits, fpr=fpr)
+    acc = accuracy(model, splits.test)
+    return {
+        **extra,
+        "accuracy": acc,
+        "owned": result.owned,
+        "p_value": result.p_value,
+        "score": result.score,
+        "removed": (not result.owned) and acc >= floor,
+    }
+
+
+def evaluate_robustness(
+    model: nn.Module,
+    key: WatermarkKey,
+    splits: Splits,
+    attacks: Sequence[Entry],
+    *,
+    fpr: float = 1e-6,
+    max_accuracy_drop: float = 0.05,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Run every attack (removal: over its strengths; extraction: against the deployed
+    model, then the thief is checked) and judge the watermark after each."""
+    if not 0 <= max_accuracy_drop <= 1:
+        raise InputError("max_accuracy_drop must be in [0, 1]")
+    original = accuracy(model, splits.test)
+    floor = original - max_accuracy_drop
+    baseline = verify(model, key, splits, fpr=fpr)
+    outcomes = []
+    for entry in attacks:
+        attack = entry.build()
+        outcome = AttackOutcome(entry.name, "removal")
+        if isinstance(attack, RemovalAttack):
+            for strength in progress.bar(attack.params.strengths, desc=entry.name):
+                attacked = attack.apply(model, splits.attacker, float(strength), seed=seed)
+                outcome.rows.append(
+                    _row(attacked, key, splits, fpr, floor, strength=float(strength))
+                )
+        elif isinstance(attack, ExtractionAttack):
+            outcome.category = "extraction"
+            resources = AttackerResources(Oracle(model, splits.input_shape), data=splits.attacker)
+            result = attack.run(resources, seed=seed)
+            if result.thief is not None:
+                outcome.rows.append(
+                    _row(result.thief, key, splits, fpr, floor, queries=result.queries)
+                )
+        else:
+            raise InputError(f"{entry.name}: only removal and extraction attacks apply")
+        progress.stage(
+            f"[robustness] {entry.name}: watermark "
+            + ("removed" if outcome.succeeded else "survives")
+        )
+        outcomes.append(outcome)
+    return {
+        "fpr": fpr,
+        "max_accuracy_drop": max_accuracy_drop,
+        "original_accuracy": original,
+        "baseline": baseline.to_json(),
+        "attacks": [o.to_json() for o in outcomes],
+        "survives_all": baseline.owned and not any(o.succeeded for o in outcomes),
+    }
+
+
+def junit_xml(report: dict[str, Any], *, suite: str = "vtrust.watermark") -> bytes:
+    """The gate's verdicts as JUnit XML: one test case for the baseline, one per attack."""
+    cases = [
+        (
+            "baseline verification",
+            report["baseline"]["owned"],
+            f"watermark not verified (p = {report['baseline']['p_value']:.3g})",
+        )
+    ]
+    for outcome in report["attacks"]:
+        removed = [r for r in outcome["rows"] if r["removed"]]
+        message = ""
+        if removed:
+            r = removed[0]
+            where = f"strength {r['strength']:g}" if "strength" in r else "the stolen copy"
+            message = (
+                f"watermark removed at {where} (accuracy {r['accuracy']:.4f}, "
+                f"p = {r['p_value']:.3g})"
+            )
+        cases.append((outcome["attack"], outcome["watermark_survives"], message))
+    root = ET.Element(
+        "testsuite",
+        name=suite,
+        tests=str(len(cases)),
+        failures=str(sum(not ok for _, ok, _ in cases)),
+    )
+    for name, ok, message in cases:
+        case = ET.SubElement(root, "testcase", classname=suite, name=name)
+        if not ok:
+            ET.SubElement(case, "failure", message=message).text = message
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def assert_watermark_survives(
+    model: nn.Module,
+    key: WatermarkKey,
+    splits: Splits,
+    attacks: Sequence[Entry] = (),
+    *,
+    fpr: float = 1e-6,
+    max_accuracy_drop: float = 0.05,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """For pytest: raise ``AssertionError`` naming the attacks that removed the watermark."""
+    report = evaluate_robustness(
+        model, key, splits, attacks, fpr=fpr, max_accuracy_drop=max_accuracy_drop, seed=seed
+    )
+    if not report["baseline"]["owned"]:
+        raise AssertionError(
+            f"the watermark does not verify (p = {report['baseline']['p_value']:.3g})"
+        )
+    lost = [o["attack"] for o in report["attacks"] if not o["watermark_survives"]]
+    if lost:
+        raise AssertionError(f"the watermark was removed by: {', '.join(lost)}")
+    return report

@@ -1,0 +1,141 @@
+"""Static watermark (Uchida et al., ICMR 2017): message bits embedded in a layer's weights
+by a training regularizer; extracted white-box.
+
+The regularizer is ``λ · BCE(σ(X·w), b)`` where ``w`` is the chosen layer's flattened
+weight, ``b`` the message and ``X`` a secret Gaussian projection derived from the key
+(Uchida average the kernel over filters first; projecting the full weight vector lets a
+layer carry up to as many bits as it has weights, and the capacity is checked against
+that). Extraction reads ``b̂ = [X·w > 0]``; the bit error rate (BER) and an exact
+binomial test against fair coins decide ownership.
+
+The regularizer attaches to any training loop: ``fit(..., penalties=[wm.penalty()])``
+or, in one's own loop, ``loss = loss + wm.penalty()(model)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from vtrust.data import Dataset
+from vtrust.errors import InputError
+from vtrust.models import TrainConfig, fit
+from vtrust.watermark.keys import StaticPart, WatermarkKey, derive_rng, new_secret
+from vtrust.watermark.stats import binomial_tail
+from vtrust.watermark.verification import Verification
+
+
+def layer_weight(model: nn.Module, layer: str) -> torch.Tensor:
+    """The weight tensor of the named layer (e.g. ``layers.fc2``)."""
+    module = dict(model.named_modules()).get(layer)
+    weight = getattr(module, "weight", None)
+    if not isinstance(weight, torch.Tensor):
+        raise InputError(f"the model has no layer {layer!r} with weights")
+    return weight
+
+
+def default_layer(model: nn.Module) -> str:
+    """The largest linear or convolutional layer: the most capacity, the least exposed."""
+    candidates = [
+        (m.weight.numel(), name)
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d))
+    ]
+    if not candidates:
+        raise InputError("the model has no linear or convolutional layer")
+    return max(candidates)[1]
+
+
+def new_static_key(
+    model: nn.Module,
+    *,
+    bits: int = 256,
+    layer: str | None = None,
+    strength: float = 0.05,
+    seed: int | None = None,
+    owner: str = "",
+) -> WatermarkKey:
+    """A fresh static key for ``model``: random message, secret from :mod:`secrets`
+    (reproducible only with an explicit ``seed``)."""
+    layer = layer or default_layer(model)
+    capacity = layer_weight(model, layer).numel()
+    if not 1 <= bits <= capacity:
+        raise InputError(f"layer {layer!r} holds at most {capacity} bits, asked for {bits}")
+    if strength <= 0:
+        raise InputError(f"strength must be positive, got {strength}")
+    secret = new_secret(seed)
+    message = derive_rng(secret, "static-message").integers(0, 2, size=bits).astype(np.uint8)
+    return WatermarkKey(secret=secret, static=StaticPart(layer, message, strength), owner=owner)
+
+
+class StaticWatermark:
+    """Embed, extract and verify one static key."""
+
+    def __init__(self, key: WatermarkKey) -> None:
+        if key.static is None:
+            raise InputError("StaticWatermark needs a static key")
+        self.key = key
+        self.part: StaticPart = key.static
+        self._projection: dict[int, torch.Tensor] = {}
+
+    def projection(self, n_weights: int) -> torch.Tensor:
+        """The secret (bits × n_weights) Gaussian projection, derived from the key."""
+        if n_weights not in self._projection:
+            rng = derive_rng(self.key.secret, f"static-projection:{n_weights}")
+            matrix = rng.standard_normal((len(self.part.bits), n_weights), dtype=np.float32)
+            self._projection[n_weights] = torch.from_numpy(matrix)
+        return self._projection[n_weights]
+
+    def _check_capacity(self, model: nn.Module) -> torch.Tensor:
+        weight = layer_weight(model, self.part.layer)
+        if len(self.part.bits) > weight.numel():
+            raise InputError(
+                f"layer {self.part.layer!r} holds at most {weight.numel()} bits, the key has "
+                f"{len(self.part.bits)}"
+            )
+        return weight
+
+    def penalty(self) -> Callable[[nn.Module], torch.Tensor]:
+        """The regularizer λ·BCE(σ(X·w), b) as a ``model -> loss`` callable."""
+        target = torch.from_numpy(self.part.bits.astype(np.float32))
+
+        def regularizer(model: nn.Module) -> torch.Tensor:
+            w = self._check_capacity(model).flatten()
+            logits = self.part.sharpness * (self.projection(w.numel()) @ w) / w.norm()
+            return self.part.strength * nn.functional.binary_cross_entropy_with_logits(
+                logits, target
+            )
+
+        return regularizer
+
+    def embed(self, model: nn.Module, data: Dataset, config: TrainConfig) -> nn.Module:
+        """Train (or fine-tune) ``model`` in place on ``data`` with the regularizer."""
+        self._check_capacity(model)
+        fit(model, data, config, penalties=[self.penalty()], desc="embed static watermark")
+        return model
+
+    def extract(self, model: nn.Module) -> np.ndarray:
+        """The bits read from the model's weights."""
+        w = self._check_capacity(model).detach().flatten()
+        with torch.no_grad():
+            return (self.projection(w.numel()) @ w > 0).numpy().astype(np.uint8)
+
+    def verify(self, model: nn.Module, *, fpr: float = 1e-6) -> Verification:
+        """Ownership test; a key that does not fit the model is 'not owned', not an error."""
+        try:
+            bits = self.extract(model)
+        except InputError as exc:
+            return Verification.mismatch("static", fpr, str(exc))
+        matches = int((bits == self.part.bits).sum())
+        total = len(bits)
+        return Verification.decide(
+            "static",
+            matches=matches,
+            total=total,
+            p_value=binomial_tail(matches, total),
+            fpr=fpr,
+            calibration=self.key.calibration,
+        )
