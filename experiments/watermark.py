@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/watermark"))
     args = parser.parse_args()
     started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
     splits = load_dataset(args.dataset, seed=args.seed)
     removal = [
         e

@@ -140,7 +140,7 @@ def test_gate_bad_input_exits_2(capsys, files, tmp_path):
 
 
 def test_fingerprint_and_trace(capsys, files, tmp_path):
-    registry = tmp_path / "reg.db"
+    registry = tmp_path / "new-folder" / "reg.db"  # created on first use
     assert (
         run(
             [

@@ -60,9 +60,10 @@ class FingerprintRegistry:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with closing(self._connect()) as db, db:
                 db.execute(_SCHEMA)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise RegistryError(f"{self.path}: not a usable registry ({exc})") from None
 
     def _connect(self) -> sqlite3.Connection:
