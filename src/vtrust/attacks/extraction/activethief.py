@@ -18,8 +18,6 @@ import numpy as np
 
 from vtrust.attacks.base import (
     AttackerResources,
-    QuerySession,
-    StageTimer,
     finish,
     train_thief,
 )
@@ -70,9 +68,7 @@ class ActiveThief(ExtractionAttack):
 
     def run(self, resources: AttackerResources, *, budget=None, seed=0):
         p: ActiveThiefParams = self.params  # type: ignore[assignment]
-        session = QuerySession(resources, budget or p.budget, labels_only=p.labels_only)
-        timer = StageTimer()
-        rng = np.random.default_rng(seed)
+        session, timer, rng = self.start(resources, budget, seed)
         with timer.stage("pool"):
             pool = draw_pool(p, resources, rng)
         unqueried = np.ones(len(pool), dtype=bool)

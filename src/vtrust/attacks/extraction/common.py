@@ -9,7 +9,14 @@ from typing import ClassVar, Literal
 import numpy as np
 from torch import nn
 
-from vtrust.attacks.base import AttackerResources, ExtractionResult, ThiefTraining, train_thief
+from vtrust.attacks.base import (
+    AttackerResources,
+    ExtractionResult,
+    QuerySession,
+    StageTimer,
+    ThiefTraining,
+    train_thief,
+)
 from vtrust.data import natural_image_pool
 from vtrust.errors import InputError
 from vtrust.models import ARCHITECTURES
@@ -76,6 +83,16 @@ class ExtractionAttack(abc.ABC):
         self, resources: AttackerResources, *, budget: int | None = None, seed: int = 0
     ) -> ExtractionResult:
         """Attack ``resources.oracle``; ``budget`` overrides ``params.budget``."""
+
+    def start(
+        self, resources: AttackerResources, budget: int | None, seed: int
+    ) -> tuple[QuerySession, StageTimer, np.random.Generator]:
+        """What every run begins with: a query session over the budget (``budget``
+        overrides ``params.budget``), a stage timer and the seeded generator."""
+        session = QuerySession(
+            resources, budget or self.params.budget, labels_only=self.params.labels_only
+        )
+        return session, StageTimer(), np.random.default_rng(seed)
 
     def thief_from(
         self,

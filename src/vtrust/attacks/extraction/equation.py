@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from vtrust.attacks.base import AttackerResources, QuerySession, StageTimer, finish
+from vtrust.attacks.base import AttackerResources, finish
 from vtrust.attacks.extraction.common import ExtractionAttack, ExtractionParams
 from vtrust.catalog import register
 from vtrust.errors import InputError
@@ -75,12 +75,9 @@ class EquationSolving(ExtractionAttack):
         return flat.reshape(len(flat), *shape).astype(np.float32)
 
     def run(self, resources: AttackerResources, *, budget=None, seed=0):
-        params = self.params
-        session = QuerySession(resources, budget or params.budget, labels_only=params.labels_only)
-        timer = StageTimer()
+        session, timer, rng = self.start(resources, budget, seed)
         shape = resources.input_shape
         d = int(np.prod(shape))
-        rng = np.random.default_rng(seed)
         with timer.stage("query"):
             session.ask(self._queries(d, shape, rng))
         x, y = session.transfer_x, session.transfer_y

@@ -29,8 +29,6 @@ from torch import nn
 from vtrust import progress
 from vtrust.attacks.base import (
     AttackerResources,
-    QuerySession,
-    StageTimer,
     finish,
     train_thief,
 )
@@ -113,9 +111,7 @@ class JBDA(ExtractionAttack):
 
     def run(self, resources: AttackerResources, *, budget=None, seed=0):
         p: JBDAParams = self.params  # type: ignore[assignment]
-        session = QuerySession(resources, budget or p.budget, labels_only=p.labels_only)
-        timer = StageTimer()
-        rng = np.random.default_rng(seed)
+        session, timer, rng = self.start(resources, budget, seed)
         with timer.stage("query"):
             session.ask(draw_inputs("attacker", p.seed_size, resources, rng))
         substitute_training = type(p.training)(arch=p.thief_arch, steps=p.substitute_steps)

@@ -21,7 +21,7 @@ import torch
 from sklearn.cluster import MiniBatchKMeans
 from torch import nn
 
-from vtrust.attacks.base import AttackerResources, QuerySession, StageTimer, finish
+from vtrust.attacks.base import AttackerResources, QuerySession, finish
 from vtrust.attacks.extraction.common import ExtractionAttack, PoolParams, draw_pool
 from vtrust.attacks.extraction.sampling import PoolSampling
 from vtrust.catalog import register
@@ -65,9 +65,7 @@ class KnockoffAdaptive(ExtractionAttack):
 
     def run(self, resources: AttackerResources, *, budget=None, seed=0):
         p: KnockoffParams = self.params  # type: ignore[assignment]
-        session = QuerySession(resources, budget or p.budget, labels_only=p.labels_only)
-        timer = StageTimer()
-        rng = np.random.default_rng(seed)
+        session, timer, rng = self.start(resources, budget, seed)
         with timer.stage("pool"):
             pool = draw_pool(p, resources, rng)
             flat = pool.reshape(len(pool), -1)

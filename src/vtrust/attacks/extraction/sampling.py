@@ -14,9 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
-from vtrust.attacks.base import AttackerResources, QuerySession, StageTimer, finish
+from vtrust.attacks.base import AttackerResources, finish
 from vtrust.attacks.extraction.common import ExtractionAttack, ExtractionParams, Source, draw_inputs
 from vtrust.catalog import register
 
@@ -41,9 +39,7 @@ class PoolSampling(ExtractionAttack):
 
     def run(self, resources: AttackerResources, *, budget=None, seed=0):
         params = self.params
-        session = QuerySession(resources, budget or params.budget, labels_only=params.labels_only)
-        timer = StageTimer()
-        rng = np.random.default_rng(seed)
+        session, timer, rng = self.start(resources, budget, seed)
         source: Source = params.source  # type: ignore[attr-defined]
         with timer.stage("draw"):
             inputs = draw_inputs(source, session.budget, resources, rng)
