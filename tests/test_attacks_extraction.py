@@ -11,6 +11,7 @@ from vtrust.attacks.extraction.jbda import JBDA, JBDAParams, targeted_ifgsm
 from vtrust.attacks.extraction.knockoff import Knockoff, KnockoffParams
 from vtrust.attacks.extraction.sampling import CopycatParams, PoolSampling, RandomQueriesParams
 from vtrust.catalog import load_entry
+from vtrust.defenses.deployment import Deployment
 from vtrust.defenses.limits import QueryLimit, QueryLimitParams
 from vtrust.oracle import Oracle, OutputMode
 
@@ -35,7 +36,11 @@ def test_equation_solving_with_random_design_and_least_squares(softmax_victim, d
 
 def test_equation_solving_against_labels_is_reported_not_raised(softmax_victim, digits):
     summary, _ = run_extraction(
-        EquationSolving(), softmax_victim, digits, output=OutputMode.LABELS, curve=False
+        EquationSolving(),
+        softmax_victim,
+        digits,
+        deployment=Deployment(output=OutputMode.LABELS),
+        curve=False,
     )
     assert summary["max_relative_parameter_error"] > 0.5 and summary["fidelity"] < 1.0
 

@@ -53,7 +53,13 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
         "vtrust.attacks.removal.distill",
         "vtrust.attacks.removal.overwrite",
     ),
-    "defenses": ("vtrust.defenses.poisoning", "vtrust.defenses.limits"),
+    "defenses": (
+        "vtrust.defenses.poisoning",
+        "vtrust.defenses.limits",
+        "vtrust.defenses.prada",
+        "vtrust.defenses.shift",
+        "vtrust.defenses.mad",
+    ),
     "circuits": (),
 }
 

@@ -57,3 +57,7 @@ class QueryRefused(VtrustError):
         super().__init__(
             f"defense {defense!r} refused client {client_id!r} after {queries} queries{detail}"
         )
+
+
+class StateFileError(VtrustError, ValueError):
+    """A saved defense-state file is truncated, malformed or from another detector."""

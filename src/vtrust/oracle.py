@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,11 @@ class QueryDefense:
     """
 
     name: str = "defense"
+
+    def bind(self, context: Any) -> None:
+        """Receive the deployment context (a :class:`vtrust.defenses.deployment.DefenseContext`:
+        the model and the defender's in-distribution data) before the first query.
+        Defenses that need neither ignore it."""
 
     def observe(self, client_id: str, x: np.ndarray, probs: np.ndarray) -> Decision:
         """Inspect a batch of queries ``x`` with the model's clean ``probs``."""

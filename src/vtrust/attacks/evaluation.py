@@ -22,11 +22,13 @@ from vtrust.attacks.extraction.equation import EquationSolving, centred_paramete
 from vtrust.attacks.removal.common import RemovalAttack, sweep
 from vtrust.catalog import Entry
 from vtrust.data import Dataset, Splits
+from vtrust.defenses.deployment import Deployment
 from vtrust.errors import InputError
 from vtrust.models import accuracy, agreement
-from vtrust.oracle import Oracle, OutputMode
+from vtrust.oracle import Oracle
 
 CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
+UNDEFENDED = Deployment()  # probabilities, no defenses
 
 
 def evaluate_thief(thief: nn.Module | None, victim: nn.Module, test: Dataset) -> dict[str, float]:
@@ -91,19 +93,14 @@ def run_extraction(
     victim: nn.Module,
     splits: Splits,
     *,
-    defenses: Sequence[Entry] = (),
-    output: OutputMode = OutputMode.PROBS,
+    deployment: Deployment = UNDEFENDED,
     budget: int | None = None,
     seed: int = 0,
     curve: bool = True,
 ) -> tuple[dict[str, Any], ExtractionResult]:
-    """Deploy ``victim`` behind ``defenses``, attack it, and judge the thief."""
-    built = []
-    for entry in defenses:
-        defense = entry.build()
-        defense.name = entry.name  # flags are reported under the catalog entry's name
-        built.append(defense)
-    oracle = Oracle(victim, splits.input_shape, output=output, defenses=built)
+    """Deploy ``victim`` as ``deployment`` says (defenses calibrated on the victim split),
+    attack it, and judge the thief."""
+    oracle = deployment.oracle(victim, splits.victim, seed=seed)
     resources = AttackerResources(oracle, data=splits.attacker, client_id="attacker")
     result = attack.run(resources, budget=budget, seed=seed)
     progress.stage(
@@ -118,7 +115,7 @@ def run_extraction(
         "stopped": result.stopped,
         "details": result.details,
         **evaluate_thief(result.thief, victim, splits.test),
-        "defenses": _flags(oracle, resources.client_id, [d.name for d in defenses]),
+        "defenses": _flags(oracle, resources.client_id, deployment.names),
     }
     if (
         isinstance(attack, EquationSolving)
@@ -168,8 +165,7 @@ def run_entry(
     victim: nn.Module,
     splits: Splits,
     *,
-    defenses: Sequence[Entry] = (),
-    output: OutputMode = OutputMode.PROBS,
+    deployment: Deployment = UNDEFENDED,
     budget: int | None = None,
     seed: int = 0,
     curve: bool = True,
@@ -180,15 +176,14 @@ def run_entry(
         raise InputError(f"{entry.name} is a {entry.section} entry, not an attack")
     attack = entry.build()
     progress.stage(f"[attack] {entry.name} ({entry.kind}), seed {seed}")
-    if defenses and not isinstance(attack, ExtractionAttack):
+    if deployment.defenses and not isinstance(attack, ExtractionAttack):
         raise InputError(f"query-side defenses do not apply to the white-box attack {entry.name}")
     if isinstance(attack, ExtractionAttack):
         summary, _ = run_extraction(
             attack,
             victim,
             splits,
-            defenses=defenses,
-            output=output,
+            deployment=deployment,
             budget=budget,
             seed=seed,
             curve=curve,

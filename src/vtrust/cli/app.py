@@ -10,6 +10,7 @@ from vtrust import __version__, progress
 from vtrust.catalog import SECTIONS, list_entries
 from vtrust.cli.attack_cmd import attack
 from vtrust.cli.common import emit_json
+from vtrust.cli.defense_cmd import defense
 from vtrust.cli.watermark_cmd import gate, watermark
 from vtrust.models import ARCHITECTURES, load_model, save_model
 
@@ -138,5 +139,6 @@ def demo(out: Path, as_json: bool) -> None:
 
 
 cli.add_command(attack)
+cli.add_command(defense)
 cli.add_command(watermark)
 cli.add_command(gate)

@@ -55,17 +55,16 @@ def attack_run(name_or_toml, target, defenses, labels, budget, seed, no_curve, o
     """Run one attack against a model file (through the given defenses)."""
     from vtrust.attacks.evaluation import run_entry
     from vtrust.catalog import load_entry
-    from vtrust.oracle import OutputMode
+    from vtrust.defenses.deployment import Deployment
 
     entry = load_entry("attacks", name_or_toml)
-    defense_entries = [load_entry("defenses", d) for d in defenses]
+    deployment = Deployment.of(defenses, labels=labels)
     victim, splits = target_splits(target)
     result = run_entry(
         entry,
         victim,
         splits,
-        defenses=defense_entries,
-        output=OutputMode.LABELS if labels else OutputMode.PROBS,
+        deployment=deployment,
         budget=budget,
         seed=seed,
         curve=not no_curve,

@@ -67,5 +67,96 @@ class TopK(QueryDefense):
         return np.divide(out, total, out=np.full_like(out, 1.0 / k), where=total > 0)
 
 
+def top1_limit(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Per row, the largest step λ ∈ [0, 1] such that ``y + λ (z − y)`` keeps ``y``'s
+    top-1 class strictly on top (ties broken by the smallest class index, as argmax)."""
+    top = y.argmax(axis=1)
+    rows = np.arange(len(y))
+    gap_y = y[rows, top][:, None] - y  # ≥ 0
+    gap_z = z - z[rows, top][:, None]  # how much z favours class j over the top class
+    closing = gap_y + gap_z  # the gap to class j shrinks at this rate per unit λ
+    with np.errstate(divide="ignore", invalid="ignore"):
+        limits = np.where(closing > 0, gap_y / closing, np.inf)
+    limits[rows, top] = np.inf
+    return np.clip(limits.min(axis=1) * (1 - 1e-6), 0.0, 1.0)
+
+
+def mix_toward(y: np.ndarray, z: np.ndarray, budget: float, keep_top1: bool) -> np.ndarray:
+    """Move each row of ``y`` toward the matching row of ``z`` (both on the simplex) by
+    as much as an L1 distortion ``budget`` allows, optionally without changing the
+    top-1 class. The result stays on the simplex (a convex combination)."""
+    dist = np.abs(z - y).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lam = np.where(dist > 0, np.minimum(1.0, budget / dist), 0.0)
+    if keep_top1:
+        lam = np.minimum(lam, top1_limit(y, z))
+    return y + lam[:, None] * (z - y)
+
+
+@dataclass(frozen=True)
+class ReverseSigmoidParams:
+    beta: float = 0.3
+    gamma: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.beta < 0 or self.gamma <= 0:
+            raise InputError(f"need beta ≥ 0 and gamma > 0, got {self.beta}, {self.gamma}")
+
+
+class ReverseSigmoid(QueryDefense):
+    """Reverse sigmoid (Lee et al. 2019): ``y − β (σ(γ σ⁻¹(y)) − ½)``, clipped at 0 and
+    renormalised. The perturbation is steepest around ½, which misleads gradient-based
+    training on the returned probabilities; large ``β`` can change the top-1 class."""
+
+    name = "reverse-sigmoid"
+
+    def __init__(self, params: ReverseSigmoidParams = ReverseSigmoidParams()) -> None:
+        self.params = params
+
+    def transform(self, client_id, x, probs):
+        y = np.clip(probs, 1e-12, 1 - 1e-12)
+        logit = np.log(y) - np.log1p(-y)
+        bumped = 1.0 / (1.0 + np.exp(-self.params.gamma * logit))
+        out = np.maximum(probs - self.params.beta * (bumped - 0.5), 0.0)
+        total = out.sum(axis=1, keepdims=True)
+        return np.where(total > 0, out / np.where(total > 0, total, 1.0), probs)
+
+
+@dataclass(frozen=True)
+class RandomNoiseParams:
+    epsilon: float = 0.5
+    keep_top1: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.epsilon <= 2:
+            raise InputError(f"epsilon (an L1 distance) must be in [0, 2], got {self.epsilon}")
+
+
+class RandomNoise(QueryDefense):
+    """The random baseline of the MAD paper: move each answer toward a uniformly random
+    point of the simplex by L1 distance ``epsilon`` (optionally keeping the top-1 class).
+    Seeded by ``seed`` and the deployment's seed."""
+
+    name = "random-noise"
+
+    def __init__(self, params: RandomNoiseParams = RandomNoiseParams()) -> None:
+        self.params = params
+        self.rng = np.random.default_rng(params.seed)
+
+    def bind(self, context) -> None:
+        self.rng = np.random.default_rng([self.params.seed, context.seed])
+
+    def transform(self, client_id, x, probs):
+        z = self.rng.dirichlet(np.ones(probs.shape[1]), size=len(probs))
+        return mix_toward(probs, z, self.params.epsilon, self.params.keep_top1)
+
+
 register("defenses", "rounding", RoundingParams, "round probabilities to k decimals")(Rounding)
 register("defenses", "top-k", TopKParams, "return only the top-k probabilities")(TopK)
+register("defenses", "reverse-sigmoid", ReverseSigmoidParams, "reverse-sigmoid perturbation")(
+    ReverseSigmoid
+)
+register("defenses", "random-noise", RandomNoiseParams, "random simplex noise (L1 budget)")(
+    RandomNoise
+)

@@ -1,0 +1,88 @@
+"""Query-side defense costs.
+
+* PRADA: cost per query with 1k, 10k and 100k queries stored in a client's growing sets
+  (MNIST-sized 784-pixel queries, ten classes; each round feeds 10 queries, which
+  includes one Shapiro–Wilk test): ``extra_info['ms_per_query']``.
+* Shift detector: cost per query at batch 1.
+* MAD: an oracle with MAD-argmax answering a batch of 256 against the undefended oracle,
+  timed in the same run: ``extra_info['ratio_to_undefended']``.
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+from vtrust.data import Dataset
+from vtrust.defenses.deployment import DefenseContext, Deployment, build_defense
+from vtrust.defenses.prada import Prada, PradaParams, PradaState, _ClassSet
+from vtrust.models import build_model
+
+DIM = 784
+
+
+def filled_state(stored: int, seed: int = 0) -> PradaState:
+    rng = np.random.default_rng(seed)
+    state = PradaState()
+    per_class = stored // 10
+    for c in range(10):
+        s = state.sets[c] = _ClassSet(DIM)
+        pts = rng.random((per_class, DIM), dtype=np.float32)
+        s.admit(pts, (pts.astype(np.float64) ** 2).sum(axis=1), [])
+        s.threshold = 1.0
+    state.stream_d.extend(rng.normal(10.0, 1.0, stored))
+    state.stream_c.extend(np.arange(stored) % 10)
+    state.stream_q.extend(np.arange(stored))
+    state.queries = stored
+    return state
+
+
+@pytest.mark.parametrize("stored", [1_000, 10_000, 100_000])
+def test_prada_cost_per_query(benchmark, stored):
+    det = Prada(PradaParams(delta=1e-9, test_every=10))  # tests run, never alarm
+    state = filled_state(stored)
+    rng = np.random.default_rng(1)
+    x = rng.random((10, 1, 28, 28), dtype=np.float32)
+    probs = np.eye(10)[rng.integers(0, 10, 10)]
+    benchmark(det.update, state, x, probs)
+    if benchmark.stats:
+        benchmark.extra_info["ms_per_query"] = benchmark.stats["mean"] * 1000 / len(x)
+    assert state.last_w is not None
+
+
+@pytest.fixture(scope="module")
+def mnist_shaped():
+    rng = np.random.default_rng(0)
+    data = Dataset(
+        rng.random((1000, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 1000), 10, "noise"
+    )
+    return build_model("mlp", (1, 28, 28), 10, seed=0), data
+
+
+def test_shift_cost_per_query(benchmark, mnist_shaped):
+    model, data = mnist_shaped
+    from vtrust.catalog import load_entry
+
+    det = build_defense(load_entry("defenses", "shift"), DefenseContext(model, data))
+    x = data.x[:1]
+    probs = np.full((1, 10), 0.1)
+    benchmark(det.observe, "client", x, probs)
+
+
+@pytest.mark.parametrize("shape", ["digits", "mnist"])
+def test_mad_batch_latency(benchmark, shape, digits, mlp_victim, mnist_shaped):
+    model, data = (mlp_victim, digits.victim) if shape == "digits" else mnist_shaped
+    x = data.x[:256]
+    plain = Deployment().oracle(model, data)
+    mad = Deployment.of(["mad-argmax"]).oracle(model, data)
+    for oracle in (plain, mad):
+        oracle.query(x)  # warm up
+    started = time.perf_counter()
+    rounds = 20
+    for _ in range(rounds):
+        plain.query(x)
+    plain_seconds = (time.perf_counter() - started) / rounds
+    benchmark(mad.query, x)
+    if benchmark.stats:
+        benchmark.extra_info["undefended_ms"] = plain_seconds * 1000
+        benchmark.extra_info["ratio_to_undefended"] = benchmark.stats["mean"] / plain_seconds

@@ -1,0 +1,237 @@
+"""Judging query-side defenses: detection (rate, queries to detection, false positives on
+benign clients, attackers split over many ids) and prediction poisoning (defender
+utility against thief accuracy over each defense's strength).
+
+The evaluator holds the victim, the test split and the defenses' settings; clients —
+benign or attacking — reach the model only through an :class:`~vtrust.oracle.Oracle`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from vtrust import progress
+from vtrust.attacks.evaluation import run_entry
+from vtrust.catalog import Entry
+from vtrust.data import Dataset, Splits
+from vtrust.data.natural import natural_image_pool
+from vtrust.defenses.deployment import Deployment
+from vtrust.errors import InputError, QueryRefused
+from vtrust.models.training import predict_proba
+from vtrust.oracle import OutputMode
+
+
+def benign_traffic(
+    test: Dataset, *, clients: int, per_client: int | None, seed: int
+) -> list[tuple[str, np.ndarray]]:
+    """``clients`` benign clients, each sending test-split queries in its own random order
+    without repeats: ``per_client`` of them (all of the split if ``None``)."""
+    n = len(test) if per_client is None else min(per_client, len(test))
+    streams = []
+    for i in range(clients):
+        order = np.random.default_rng([seed, i]).permutation(len(test))[:n]
+        streams.append((f"benign-{i:03d}", test.x[order]))
+    return streams
+
+
+def false_positives(
+    victim: nn.Module,
+    splits: Splits,
+    detectors: Sequence[Entry],
+    *,
+    clients: int = 100,
+    per_client: int | None = None,
+    batch: int = 50,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """Send benign traffic through the detectors; per detector, how many clients were
+    flagged and at which query."""
+    oracle = Deployment(tuple(detectors)).oracle(victim, splits.victim, seed=seed)
+    traffic = benign_traffic(splits.test, clients=clients, per_client=per_client, seed=seed)
+    for client_id, x in progress.bar(traffic, desc="benign clients"):
+        for start in range(0, len(x), batch):
+            oracle.query(x[start : start + batch], client_id=client_id)
+    out = {}
+    for entry, defense in zip(detectors, oracle.defenses, strict=True):
+        lowest = [
+            st.min_w for st in getattr(defense, "states", {}).values() if getattr(st, "min_w", None)
+        ]
+        flagged = [
+            rec.flagged_at[entry.name]
+            for rec in oracle.clients.values()
+            if rec.flagged_at and entry.name in rec.flagged_at
+        ]
+        out[entry.name] = {
+            "clients": len(traffic),
+            "queries_per_client": len(traffic[0][1]) if traffic else 0,
+            "flagged": len(flagged),
+            "rate": len(flagged) / max(len(traffic), 1),
+            "flagged_at": sorted(flagged),
+            "lowest_w": min(lowest) if lowest else None,  # PRADA: the benign margin
+        }
+    return out
+
+
+def detection(
+    victim: nn.Module,
+    splits: Splits,
+    detectors: Sequence[Entry],
+    attacks: Sequence[Entry],
+    *,
+    seeds: Sequence[int] = (0,),
+    budget: int | None = None,
+) -> list[dict[str, Any]]:
+    """Run every attack once per seed (one attacking client each) behind all detectors
+    (in flag mode, so the attack runs to its end); per attack and detector, the share
+    of attacking clients flagged and the queries each needed."""
+    deployment = Deployment(tuple(detectors))
+    rows = []
+    for attack in attacks:
+        runs = [
+            run_entry(
+                attack, victim, splits, deployment=deployment, budget=budget, seed=s, curve=False
+            )
+            for s in seeds
+        ]
+        for entry in detectors:
+            at = [r["defenses"][entry.name]["at_query"] for r in runs]
+            hits = [a for a in at if a is not None]
+            rows.append(
+                {
+                    "attack": attack.name,
+                    "detector": entry.name,
+                    "clients": len(runs),
+                    "detected": len(hits),
+                    "rate": len(hits) / len(runs),
+                    "median_queries": float(np.median(hits)) if hits else None,
+                    "queries_sent": [r["queries"] for r in runs],
+                    "flagged_at": at,
+                    "thief_accuracy": float(np.mean([r["thief_accuracy"] for r in runs])),
+                }
+            )
+    return rows
+
+
+def split_attacker(
+    victim: nn.Module,
+    splits: Splits,
+    detectors: Sequence[Entry],
+    *,
+    total: int = 1000,
+    per_id: int = 4,
+    benign_clients: int = 100,
+    benign_per_client: int = 100,
+    seed: int = 0,
+) -> dict[str, dict[str, Any]]:
+    """An attacker spreading ``total`` natural-image Knockoff queries over ids of
+    ``per_id`` queries each, interleaved with benign clients' traffic. Per detector:
+    the share of attacker ids flagged, attacker queries answered before the first
+    flag, and benign clients flagged."""
+    if per_id < 1 or total < per_id:
+        raise InputError(f"need 1 ≤ per_id ≤ total, got {per_id}, {total}")
+    oracle = Deployment(tuple(detectors)).oracle(victim, splits.victim, seed=seed)
+    attack_x = natural_image_pool(total, splits.input_shape, seed=seed)
+    attack_chunks = [
+        (f"sybil-{i:04d}", attack_x[s : s + per_id]) for i, s in enumerate(range(0, total, per_id))
+    ]
+    benign = benign_traffic(
+        splits.test, clients=benign_clients, per_client=benign_per_client, seed=seed + 1
+    )
+    benign_chunks = [
+        (cid, x[s : s + per_id]) for cid, x in benign for s in range(0, len(x), per_id)
+    ]
+    rng = np.random.default_rng(seed)
+    schedule = [("a", i) for i in range(len(attack_chunks))] + [
+        ("b", i) for i in range(len(benign_chunks))
+    ]
+    order = rng.permutation(len(schedule))
+    attacker_sent = 0
+    first_flag: dict[str, int] = {}
+    for k in progress.bar(order, desc="split attacker"):
+        kind, i = schedule[k]
+        client_id, x = attack_chunks[i] if kind == "a" else benign_chunks[i]
+        with contextlib.suppress(QueryRefused):  # a refused id simply gets no answer
+            oracle.query(x, client_id=client_id)
+        if kind == "a":
+            attacker_sent += len(x)
+            flags = oracle.client(client_id).flagged_at or {}
+            for name in flags:
+                first_flag.setdefault(name, attacker_sent)
+
+    def flagged(prefix: str, name: str) -> int:
+        return sum(
+            1
+            for cid, rec in oracle.clients.items()
+            if cid.startswith(prefix) and rec.flagged_at and name in rec.flagged_at
+        )
+
+    out = {}
+    for entry in detectors:
+        out[entry.name] = {
+            "attacker_ids": len(attack_chunks),
+            "attacker_ids_flagged": flagged("sybil-", entry.name),
+            "attacker_queries_before_first_flag": first_flag.get(entry.name),
+            "benign_clients": len(benign),
+            "benign_flagged": flagged("benign-", entry.name),
+        }
+    return out
+
+
+def with_strength(entry: Entry, field: str, value: Any) -> Entry:
+    """A copy of a defense entry with one parameter changed (for sweeps)."""
+    params = dataclasses.replace(entry.params, **{field: value})
+    return dataclasses.replace(entry, name=f"{entry.name}[{field}={value}]", params=params)
+
+
+def utility(victim: nn.Module, splits: Splits, deployment: Deployment, *, seed: int = 0):
+    """What a benign client gets through ``deployment``: top-1 accuracy on the test split
+    and mean L1 distance of the answers from the model's true probabilities."""
+    oracle = Deployment(deployment.defenses).oracle(victim, splits.victim, seed=seed)
+    answers = oracle.query(splits.test.x, client_id="benign")
+    clean = predict_proba(victim, splits.test.x)
+    return {
+        "defender_accuracy": float((answers.argmax(axis=1) == splits.test.y).mean()),
+        "distortion_l1": float(np.abs(answers - clean).sum(axis=1).mean()),
+    }
+
+
+def poisoning(
+    victim: nn.Module,
+    splits: Splits,
+    sweeps: Sequence[tuple[Entry, str, Sequence[Any]]],
+    attack: Entry,
+    *,
+    budget: int | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """For each (defense, parameter, values) sweep and each value: defender utility and
+    the accuracy and fidelity of a probability-trained and a label-only thief. The
+    first row is the undefended baseline."""
+    cells: list[tuple[str, str, Any, Deployment]] = [("none", "", None, Deployment())]
+    for entry, field, values in sweeps:
+        for v in values:
+            cells.append((entry.name, field, v, Deployment((with_strength(entry, field, v),))))
+    rows = []
+    for name, field, value, deployment in progress.bar(cells, desc="poisoning sweep"):
+        row: dict[str, Any] = {"defense": name, "parameter": field, "value": value}
+        row.update(utility(victim, splits, deployment, seed=seed))
+        for mode in (OutputMode.PROBS, OutputMode.LABELS):
+            result = run_entry(
+                attack,
+                victim,
+                splits,
+                deployment=dataclasses.replace(deployment, output=mode),
+                budget=budget,
+                seed=seed,
+                curve=False,
+            )
+            row[f"thief_accuracy_{mode.value}"] = result["thief_accuracy"]
+            row[f"fidelity_{mode.value}"] = result["fidelity"]
+        rows.append(row)
+    return rows
