@@ -60,7 +60,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
         "vtrust.defenses.shift",
         "vtrust.defenses.mad",
     ),
-    "circuits": (),
+    "circuits": ("vtrust.proofs.compiler",),
 }
 
 

@@ -61,3 +61,17 @@ class QueryRefused(VtrustError):
 
 class StateFileError(VtrustError, ValueError):
     """A saved defense-state file is truncated, malformed or from another detector."""
+
+
+class CircuitError(VtrustError, ValueError):
+    """A network cannot be compiled to a circuit: unsupported layer, or a bit width at
+    which some value could wrap around the field."""
+
+
+class ProofRejected(VtrustError):
+    """A proof did not verify, or its file is malformed. ``reason`` says which check
+    failed; the CLI prints it and exits with 1."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"proof rejected: {reason}")

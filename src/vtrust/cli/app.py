@@ -11,6 +11,7 @@ from vtrust.catalog import SECTIONS, list_entries
 from vtrust.cli.attack_cmd import attack
 from vtrust.cli.common import emit_json
 from vtrust.cli.defense_cmd import defense
+from vtrust.cli.proof_cmd import prove, quantize, verify
 from vtrust.cli.watermark_cmd import gate, watermark
 from vtrust.models import ARCHITECTURES, load_model, save_model
 
@@ -140,5 +141,8 @@ def demo(out: Path, as_json: bool) -> None:
 
 cli.add_command(attack)
 cli.add_command(defense)
+cli.add_command(quantize)
+cli.add_command(prove)
+cli.add_command(verify)
 cli.add_command(watermark)
 cli.add_command(gate)

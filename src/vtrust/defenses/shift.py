@@ -131,12 +131,22 @@ class DensityModel:
         for fit_idx, held_idx in KFold(folds, shuffle=True, random_state=seed).split(flat):
             model = PCA(n_components=k, random_state=seed).fit(flat[fit_idx])
             scores[held_idx] = model.score_samples(flat[held_idx])
-        self.pca = PCA(n_components=k, random_state=seed).fit(flat)
+        pca = PCA(n_components=k, random_state=seed).fit(flat)
+        # PCA.score_samples inverts the covariance on every call; keep its precision
+        self.mean = pca.mean_
+        self.precision = pca.get_precision()
+        _, logdet = np.linalg.slogdet(self.precision)
+        self.offset = 0.5 * (logdet - flat.shape[1] * np.log(2 * np.pi))
         self.cutoff = float(np.quantile(scores, p0))
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        """Log-likelihood of each query under the fitted model (as PCA.score_samples)."""
+        centred = x.reshape(len(x), -1).astype(np.float64) - self.mean
+        return self.offset - 0.5 * np.einsum("ij,ij->i", centred @ self.precision, centred)
 
     def atypical(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask: which queries score below the cutoff."""
-        return self.pca.score_samples(x.reshape(len(x), -1).astype(np.float64)) < self.cutoff
+        return self.score(x) < self.cutoff
 
 
 class ShiftDetector(StreamDetector):

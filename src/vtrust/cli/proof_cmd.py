@@ -1,0 +1,189 @@
+"""``vtrust quantize``, ``vtrust prove`` and ``vtrust verify``: verifiable inference."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from vtrust.cli.common import emit_json
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def _compile(model_file: Path, circuit_name: str):
+    """Load a model file and compile it with a circuit entry (name or TOML)."""
+    from vtrust.catalog import load_entry
+    from vtrust.models import load_model
+    from vtrust.models.files import model_sha256
+
+    loaded = load_model(model_file)
+    entry = load_entry("circuits", circuit_name)
+    compiled = entry.build().compile(loaded.model, loaded.model.spec.input_shape)
+    return loaded, entry, compiled, model_sha256(loaded.model)
+
+
+@click.command()
+@click.option("--model", "model_file", type=_FILE, required=True, help="A trained quad model.")
+@click.option("--circuit", "circuit_name", required=True, help="Circuit name or TOML.")
+@click.option("--out", type=_FILE, required=True, help="The fine-tuned model file.")
+@click.option("--epochs", type=click.IntRange(min=0), default=None, help="Override the entry's.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def quantize(model_file, circuit_name, out, epochs, seed, as_json):
+    """Quantisation-aware fine-tuning so the compiled circuit keeps the model's accuracy."""
+    from vtrust.catalog import load_entry
+    from vtrust.cli.common import target_splits
+    from vtrust.models import accuracy, load_model, save_model
+    from vtrust.proofs.quantize import circuit_predictions, compile_network, finetune_quantized
+
+    entry = load_entry("circuits", circuit_name)
+    params = entry.params
+    loaded = load_model(model_file)
+    _, splits = target_splits(model_file)
+    tuned = finetune_quantized(
+        loaded.model,
+        splits.victim,
+        params.spec,
+        epochs=params.finetune_epochs if epochs is None else epochs,
+        seed=seed,
+    )
+    compiled = compile_network(tuned, splits.input_shape, params.spec, params.batch)
+    circuit_accuracy = float((circuit_predictions(compiled, splits.test.x) == splits.test.y).mean())
+    result = {
+        "float_accuracy": accuracy(loaded.model, splits.test),
+        "circuit_accuracy": circuit_accuracy,
+        "bound_bits": compiled.bound_bits,
+        "circuit": entry.name,
+    }
+    metadata = {k: v for k, v in loaded.metadata.items() if k in ("dataset", "training")}
+    metadata.update(test_accuracy=result["float_accuracy"], quantized_for=entry.to_json())
+    result["model_sha256"] = save_model(out, tuned, metadata)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"float accuracy {result['float_accuracy']:.4f}, circuit accuracy "
+        f"{circuit_accuracy:.4f}; wrote {out}"
+    )
+
+
+@click.command()
+@click.option("--model", "model_file", type=_FILE, required=True)
+@click.option("--circuit", "circuit_name", required=True, help="Circuit name or TOML.")
+@click.option("--input", "input_file", type=_FILE, required=True, help="Images (N, C, H, W) .npy.")
+@click.option("--out", type=_FILE, required=True, help="Where to write the proof (JSON).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def prove(model_file, circuit_name, input_file, out, as_json):
+    """Compute the outputs for a batch of inputs and a proof that the model produced them."""
+    import numpy as np
+
+    from vtrust.errors import InputError
+    from vtrust.proofs import field as F
+    from vtrust.proofs.files import proof_document, write_proof
+    from vtrust.proofs.protocol import prove_noninteractive
+    from vtrust.proofs.quantize import quantize_inputs
+
+    loaded, entry, compiled, digest = _compile(model_file, circuit_name)
+    try:
+        images = np.load(input_file, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{input_file}: not a .npy array ({exc})") from None
+    circuit = compiled.circuit
+    if images.ndim != 4 or tuple(images.shape[1:]) != loaded.model.spec.input_shape:
+        raise InputError(
+            f"{input_file}: images must have shape (N, {loaded.model.spec.input_shape}), "
+            f"got {images.shape}"
+        )
+    if not 1 <= len(images) <= circuit.batch:
+        raise InputError(f"a proof covers 1..{circuit.batch} images, got {len(images)}")
+    x = circuit.pad_inputs(F.elements(quantize_inputs(images, compiled.spec)))
+    started = time.perf_counter()
+    outputs, messages = prove_noninteractive(circuit, x)
+    seconds = time.perf_counter() - started
+    document = proof_document(
+        circuit=circuit,
+        circuit_entry=entry.to_json(),
+        model_sha256=digest,
+        inputs=x,
+        count=len(images),
+        outputs=outputs,
+        messages=messages,
+    )
+    path = write_proof(out, document)
+    logits = F.signed(outputs[: len(images), : circuit.n_outputs])
+    result = {
+        "predictions": logits.argmax(axis=1).tolist(),
+        "proof": str(path),
+        "proof_kb": path.stat().st_size / 1024,
+        "prove_seconds": seconds,
+        "circuit_sha256": circuit.sha256(),
+    }
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"predictions {result['predictions']}; proof {path} "
+        f"({result['proof_kb']:.1f} KB, {seconds:.2f} s)"
+    )
+
+
+@click.command()
+@click.option("--model", "model_file", type=_FILE, required=True)
+@click.option("--proof", "proof_file", type=_FILE, required=True)
+@click.option("--circuit", "circuit_name", default=None, help="Pin the circuit (name or TOML).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify(model_file, proof_file, circuit_name, as_json):
+    """Check a proof against the model; exit 0 accepted, 1 rejected, 2 bad input."""
+    from vtrust.catalog import parse_params
+    from vtrust.errors import ProofRejected
+    from vtrust.proofs import field as F
+    from vtrust.proofs.compiler import CircuitCompiler, CircuitParams
+    from vtrust.proofs.files import parse_statement, read_header
+    from vtrust.proofs.protocol import PreparedVerifier, verify_noninteractive
+
+    try:
+        document = read_header(proof_file)
+        if circuit_name is not None:
+            _, _, compiled, digest = _compile(model_file, circuit_name)
+        else:
+            from vtrust.errors import CatalogError, InputError
+            from vtrust.models import load_model
+            from vtrust.models.files import model_sha256
+
+            loaded = load_model(model_file)
+            try:
+                params = parse_params(
+                    CircuitParams, dict(document["circuit"].get("params") or {}), str(proof_file)
+                )
+            except (CatalogError, InputError, TypeError, AttributeError) as exc:
+                raise ProofRejected(f"bad circuit description ({exc})") from None
+            compiled = CircuitCompiler(params).compile(loaded.model, loaded.model.spec.input_shape)
+            digest = model_sha256(loaded.model)
+        circuit = compiled.circuit
+        started = time.perf_counter()
+        prepared = PreparedVerifier.prepare(circuit)
+        precompute = time.perf_counter() - started
+        inputs, outputs, messages, count = parse_statement(document, circuit, digest)
+        started = time.perf_counter()
+        verify_noninteractive(prepared, inputs, outputs, messages)
+        seconds = time.perf_counter() - started
+    except ProofRejected as exc:
+        if as_json:
+            emit_json({"accepted": False, "reason": exc.reason})
+        else:
+            click.echo(f"rejected: {exc.reason}")
+        return 1
+    logits = F.signed(outputs[:count, : circuit.n_outputs])
+    result = {
+        "accepted": True,
+        "predictions": logits.argmax(axis=1).tolist(),
+        "precompute_seconds": precompute,
+        "verify_seconds": seconds,
+    }
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo(f"accepted: predictions {result['predictions']} ({seconds * 1000:.1f} ms)")
+    return 0

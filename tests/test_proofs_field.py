@@ -1,0 +1,89 @@
+"""F_p arithmetic (p = 2^61 − 1): field laws and every fast path against galois / Python
+integers (hypothesis)."""
+
+import galois
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from vtrust.errors import InputError
+from vtrust.proofs import field as F
+
+GF = galois.GF(F.P)
+elems = st.integers(0, F.P - 1)
+vectors = st.lists(elems, min_size=1, max_size=40)
+
+
+def arr(values):
+    return np.array(values, dtype=np.uint64)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=elems, b=elems, c=elems)
+def test_field_axioms(a, b, c):
+    A, B, C = arr([a]), arr([b]), arr([c])
+    assert F.add(A, B) == F.add(B, A) and F.mul(A, B) == F.mul(B, A)
+    assert F.mul(A, F.add(B, C)) == F.add(F.mul(A, B), F.mul(A, C))
+    assert F.mul(F.mul(A, B), C) == F.mul(A, F.mul(B, C))
+    assert F.add(A, F.neg(A)) == 0 and F.sub(A, B) == F.add(A, F.neg(B))
+    if a:
+        assert F.mul(A, arr([int(F.inverse(a))])) == 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(a=vectors, seed=st.integers(0, 2**32 - 1))
+def test_elementwise_and_sums_match_galois(a, seed):
+    b = np.random.default_rng(seed).integers(0, F.P, len(a), dtype=np.uint64)
+    ga, gb = GF(a), GF(b.tolist())
+    assert (F.mul(arr(a), b) == np.array(ga * gb, dtype=np.uint64)).all()
+    assert (F.add(arr(a), b) == np.array(ga + gb, dtype=np.uint64)).all()
+    assert (F.sub(arr(a), b) == np.array(ga - gb, dtype=np.uint64)).all()
+    assert int(F.total(arr(a))) == sum(a) % F.P
+    assert int(F.inner(arr(a), b)) == int(np.sum(ga * gb))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 5), k=st.integers(1, 2100), m=st.integers(1, 4), seed=st.integers(0, 99))
+def test_matmul_is_exact_across_chunks(n, k, m, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, F.P, (n, k), dtype=np.uint64)
+    b = rng.integers(0, F.P, (k, m), dtype=np.uint64)
+    w = rng.integers(-(2**15), 2**15, (k, m))
+    want = [[sum(int(a[i, t]) * int(b[t, j]) for t in range(k)) % F.P for j in range(m)]
+            for i in range(n)]  # fmt: skip
+    assert (F.matmul(a, b) == np.array(want, dtype=np.uint64)).all()
+    want_w = [[sum(int(a[i, t]) * int(w[t, j]) for t in range(k)) % F.P for j in range(m)]
+              for i in range(n)]  # fmt: skip
+    assert (F.matmul_small(a, w) == np.array(want_w, dtype=np.uint64)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(0, 6), seed=st.integers(0, 999))
+def test_mle_agrees_with_eq_table_and_interpolates_the_cube(m, seed):
+    rng = np.random.default_rng(seed)
+    table = rng.integers(0, F.P, 1 << m, dtype=np.uint64)
+    point = rng.integers(0, F.P, m, dtype=np.uint64)
+    assert F.mle(table, point) == F.inner(table, F.eq_table(point))
+    corner = rng.integers(0, 1 << m)
+    bits = [(corner >> j) & 1 for j in range(m)]
+    assert F.mle(table, bits) == table[corner]  # an MLE agrees with its table on {0,1}^m
+
+
+@given(values=arrays(np.int64, st.integers(1, 20), elements=st.integers(-(2**59), 2**59)))
+def test_signed_embedding_round_trips(values):
+    assert (F.signed(F.elements(values)) == values).all()
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(InputError):
+        F.check(np.array([F.P], dtype=np.uint64))
+    with pytest.raises(InputError):
+        F.check(np.array([1.0]))
+    with pytest.raises(InputError):
+        F.matmul(np.zeros((2, 3), np.uint64), np.zeros((2, 3), np.uint64))
+    with pytest.raises(InputError):
+        F.mle(np.zeros(8, np.uint64), [1, 2])
+    with pytest.raises(InputError):
+        F.inverse(0)
