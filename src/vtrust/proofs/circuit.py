@@ -107,12 +107,12 @@ class Circuit:
     @functools.cached_property
     def prepared_weights(self) -> list[F.SmallMatrix | None]:
         """Each Linear layer's weights prepared for products with field rows."""
-        return [F.SmallMatrix(l.weight) if isinstance(l, Linear) else None for l in self.layers]
+        return [F.SmallMatrix(x.weight) if isinstance(x, Linear) else None for x in self.layers]
 
     @functools.cached_property
     def transposed_weights(self) -> list[F.SmallMatrix | None]:
         """Each Linear layer's ``Wᵀ`` prepared (the forward pass multiplies by it)."""
-        return [F.SmallMatrix(l.weight.T) if isinstance(l, Linear) else None for l in self.layers]
+        return [F.SmallMatrix(x.weight.T) if isinstance(x, Linear) else None for x in self.layers]
 
     def sha256(self) -> str:
         """Hash of the circuit's structure, weights and biases (canonical bytes);
