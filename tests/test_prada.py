@@ -153,3 +153,16 @@ def test_parameters_are_validated():
         Prada(PradaParams(action="explode"))
     with pytest.raises(InputError, match="poisoning defense"):
         Prada(PradaParams(action="poison"))
+
+
+def test_line_search_retraining_is_flagged_and_uniform_queries_are_not(mlp_victim, digits):
+    from vtrust.attacks.evaluation import run_entry
+
+    deployment = Deployment.of(["prada"])
+    line = run_entry(load_entry("attacks", "line-search-2k"), mlp_victim, digits,
+                     deployment=deployment, budget=400, curve=False)  # fmt: skip
+    assert line["queries"] == 400
+    assert line["defenses"]["prada"]["flagged"] and line["defenses"]["prada"]["at_query"] <= 200
+    uniform = run_entry(load_entry("attacks", "random-uniform-2k"), mlp_victim, digits,
+                        deployment=deployment, budget=400, curve=False)  # fmt: skip
+    assert not uniform["defenses"]["prada"]["flagged"]  # near-normal distances: PRADA's blind spot

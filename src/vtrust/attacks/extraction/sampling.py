@@ -7,6 +7,9 @@ Three attacks of the literature are this one procedure with different sources an
   attacker's own in-distribution data, trained on the returned probabilities;
 * **CopycatCNN** (Correia-Silva et al. 2018): non-problem-domain (natural) images labelled
   with the victim's top-1 class only.
+
+and one adaptive variant of the first: **line-search retraining** (Tramèr et al.), which
+bisects segments between random queries of different classes.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from vtrust.attacks.base import AttackerResources, finish
 from vtrust.attacks.extraction.common import ExtractionAttack, ExtractionParams, Source, draw_inputs
 from vtrust.catalog import register
+from vtrust.errors import InputError
 
 QUERY_BATCH = 100
 
@@ -56,12 +62,76 @@ class Copycat(PoolSampling):
     kind = "copycat"
 
 
+@dataclass(frozen=True)
+class LineSearchParams(ExtractionParams):
+    """Line-search retraining: ``seeds`` random queries, then binary searches of
+    ``steps`` midpoints each between queried points of different classes, ``pairs``
+    segments at a time."""
+
+    source: Literal["uniform", "gaussian"] = "uniform"
+    seeds: int = 100
+    steps: int = 6
+    pairs: int = 50
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.seeds < 2 or self.steps < 1 or self.pairs < 1:
+            raise InputError("line search needs seeds ≥ 2, steps ≥ 1 and pairs ≥ 1")
+
+
+class LineSearchRetraining(ExtractionAttack):
+    """Tramèr et al. (2016), adaptive retraining by line search: after random queries,
+    repeatedly bisect segments between points the victim labels differently, so the
+    transfer set concentrates near the decision boundaries."""
+
+    kind = "line-search"
+
+    def run(self, resources: AttackerResources, *, budget=None, seed=0):
+        params: LineSearchParams = self.params  # type: ignore[assignment]
+        session, timer, rng = self.start(resources, budget, seed)
+        with timer.stage("query"):
+            points = draw_inputs(params.source, min(params.seeds, session.budget), resources, rng)
+            labels = session.ask(points).argmax(axis=1)
+            points = points[: len(labels)]
+            while not session.exhausted and len(labels) >= 2:
+                a_idx = rng.integers(0, len(labels), params.pairs)
+                b_idx = rng.integers(0, len(labels), params.pairs)
+                keep = labels[a_idx] != labels[b_idx]
+                if not keep.any():  # one class everywhere: widen the search with new seeds
+                    extra = draw_inputs(params.source, params.pairs, resources, rng)
+                    got = session.ask(extra).argmax(axis=1)
+                    points = np.concatenate([points, extra[: len(got)]])
+                    labels = np.concatenate([labels, got])
+                    continue
+                a, b = points[a_idx[keep]].copy(), points[b_idx[keep]].copy()
+                la = labels[a_idx[keep]]
+                for _ in range(params.steps):
+                    mid = (a + b) / 2
+                    got = session.ask(mid).argmax(axis=1)
+                    if len(got) < len(mid):
+                        break
+                    same = got == la
+                    a[same], b[~same] = mid[same], mid[~same]
+                    points = np.concatenate([points, mid])
+                    labels = np.concatenate([labels, got])
+        return finish(
+            self.kind, session, timer, params.training, seed=seed,
+            details={"source": params.source},
+        )  # fmt: skip
+
+
 register(
     "attacks",
     "random-queries",
     RandomQueriesParams,
     "Tramèr et al.: retrain on uniform or Gaussian random queries",
 )(PoolSampling)
+register(
+    "attacks",
+    "line-search",
+    LineSearchParams,
+    "Tramèr et al.: retraining with line-search queries near the boundaries",
+)(LineSearchRetraining)
 register(
     "attacks",
     "copycat",
