@@ -98,11 +98,13 @@ class Prover:
                 yield {"kind": "final", "values": [int(f[0])]}
                 point = rs + list(r_b)
             else:
-                e, z = F.eq_table(point), below.ravel()
-                rs = []
-                for _ in range(_log2(len(z))):
-                    r = yield {"kind": "round", "values": S.square_round(e, z)}
-                    e, z = F.fold(e, r), F.fold(z, r)
+                z = below.ravel()
+                scale, rs = 1, []
+                for i, q in enumerate(int(v) for v in point):
+                    evals = S.square_round_factored(F.eq_table(point[i + 1 :]), z, q, scale)
+                    r = yield {"kind": "round", "values": evals}
+                    z = F.fold(z, r)
+                    scale = scale * ((1 - q) + r * (2 * q - 1)) % F.P
                     rs.append(int(r))
                 yield {"kind": "final", "values": [int(z[0])]}
                 point = rs

@@ -59,6 +59,35 @@ def _square_round(e, z):
     return out
 
 
+@numba.njit
+def _square_sums(e, z):
+    """h(t) = Σ_k e[k] z(t, k)² for t = 0, 1, 2, with z folded on bit 0 and e the eq
+    table of the remaining variables (the factored square round)."""
+    h0 = np.uint64(0)
+    h1 = np.uint64(0)
+    h2 = np.uint64(0)
+    for k in range(e.shape[0]):
+        z0, z1 = z[2 * k], z[2 * k + 1]
+        z2 = _submod(_addmod(z1, z1), z0)
+        ek = e[k]
+        h0 = _addmod(h0, _mulmod(ek, _mulmod(z0, z0)))
+        h1 = _addmod(h1, _mulmod(ek, _mulmod(z1, z1)))
+        h2 = _addmod(h2, _mulmod(ek, _mulmod(z2, z2)))
+    return h0, h1, h2
+
+
+def square_round_factored(e_rest: np.ndarray, z: np.ndarray, q: int, scale: int) -> list[int]:
+    """The square round's values at t = 0..3 using eq's product form:
+    ``g(t) = scale · eq(q, t) · h(t)``, where ``scale`` is eq of the variables already
+    bound and ``e_rest`` the eq table of the ones still free after this one. Needs three
+    squares per pair and no folding of an eq table (the plain form needs eight
+    products)."""
+    p = F.P
+    h0, h1, h2 = (int(v) for v in _square_sums(e_rest, z))
+    h = [h0, h1, h2, (h0 - 3 * h1 + 3 * h2) % p]  # h has degree 2
+    return [scale * ((1 - q) + t * (2 * q - 1)) % p * h[t] % p for t in range(4)]
+
+
 def product_round(f: np.ndarray, g: np.ndarray) -> list[int]:
     return [int(v) for v in _product_round(f, g)]
 
