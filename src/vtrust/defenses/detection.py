@@ -44,6 +44,22 @@ def check_action(action: str, poison: str) -> None:
         raise InputError("action 'poison' needs the name of a poisoning defense in 'poison'")
 
 
+@dataclass(frozen=True)
+class AlarmParams:
+    """What every detector does on an alarm (its parameter class derives from this).
+
+    Attributes:
+        action: ``flag``, ``refuse`` or ``poison``.
+        poison: the poisoning defense (catalog name) used when ``action = "poison"``.
+    """
+
+    action: str = "flag"
+    poison: str = ""
+
+    def __post_init__(self) -> None:
+        check_action(self.action, self.poison)
+
+
 class DetectorState:
     """One scope's state. Subclasses store only numbers and arrays, so the state
     round-trips through :meth:`to_arrays` / :meth:`from_arrays` without pickling."""

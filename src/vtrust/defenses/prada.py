@@ -25,12 +25,12 @@ import numpy as np
 from scipy import stats
 
 from vtrust.catalog import register
-from vtrust.defenses.detection import DetectorState, StreamDetector
+from vtrust.defenses.detection import AlarmParams, DetectorState, StreamDetector
 from vtrust.errors import InputError
 
 
 @dataclass(frozen=True)
-class PradaParams:
+class PradaParams(AlarmParams):
     """Detector settings (defaults follow the reference implementation).
 
     Attributes:
@@ -40,8 +40,7 @@ class PradaParams:
         test_every: run the test after every this many queries of a client.
         outlier_sigma: drop distances further than this many standard deviations from
             the mean before testing.
-        action: ``flag``, ``refuse`` or ``poison`` on alarm.
-        poison: the poisoning defense (catalog name) used when ``action = "poison"``.
+        (and ``action``/``poison`` from :class:`~vtrust.defenses.detection.AlarmParams`)
     """
 
     delta: float = 0.95
@@ -49,10 +48,9 @@ class PradaParams:
     min_per_class: int = 10
     test_every: int = 10
     outlier_sigma: float = 3.0
-    action: str = "flag"
-    poison: str = ""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 < self.delta <= 1.0:
             raise InputError(f"delta must be in (0, 1], got {self.delta}")
         if self.min_samples < 3 or self.min_per_class < 1 or self.test_every < 1:

@@ -32,14 +32,14 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 
 from vtrust.catalog import register
-from vtrust.defenses.detection import DetectorState, StreamDetector
+from vtrust.defenses.detection import AlarmParams, DetectorState, StreamDetector
 from vtrust.errors import InputError
 
 GLOBAL_SCOPE = "*"
 
 
 @dataclass(frozen=True)
-class ShiftParams:
+class ShiftParams(AlarmParams):
     """Detector settings.
 
     Attributes:
@@ -53,8 +53,7 @@ class ShiftParams:
             querying client is flagged only if its own atypical count has a binomial
             tail probability (at rate ``p0``) at most this; otherwise the device-level
             alarm is recorded and the CUSUM stays up for the next query.
-        action: ``flag``, ``refuse`` or ``poison`` on alarm.
-        poison: the poisoning defense (catalog name) used when ``action = "poison"``.
+        (and ``action``/``poison`` from :class:`~vtrust.defenses.detection.AlarmParams`)
     """
 
     components: int = 20
@@ -64,10 +63,9 @@ class ShiftParams:
     folds: int = 5
     scope: str = "client"
     attribution: float = 1e-3
-    action: str = "flag"
-    poison: str = ""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.components < 1 or self.folds < 2:
             raise InputError("components ≥ 1 and folds ≥ 2 required")
         if not 0.0 < self.p0 < self.p1 < 1.0:
