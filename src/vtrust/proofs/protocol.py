@@ -82,6 +82,7 @@ class Prover:
         challenge, or ``None`` after a layer's final message)."""
         values = self.circuit.forward(x)
         point = yield {"kind": "outputs", "values": values[-1]}
+        claim = int(F.mle(values[-1].ravel(), point))  # what the verifier holds now
         for index in range(len(self.circuit.layers) - 1, -1, -1):
             layer = self.circuit.layers[index]
             below = values[index]
@@ -95,18 +96,22 @@ class Prover:
                     r = yield {"kind": "round", "values": S.product_round(f, g)}
                     f, g = F.fold(f, r), F.fold(g, r)
                     rs.append(int(r))
-                yield {"kind": "final", "values": [int(f[0])]}
+                claim = int(f[0])
+                yield {"kind": "final", "values": [claim]}
                 point = rs + list(r_b)
             else:
                 z = below.ravel()
                 scale, rs = 1, []
                 for i, q in enumerate(int(v) for v in point):
-                    evals = S.square_round_factored(F.eq_table(point[i + 1 :]), z, q, scale)
+                    e_rest = F.eq_table(point[i + 1 :])
+                    evals = S.square_round_factored(e_rest, z, q, scale, claim)
                     r = yield {"kind": "round", "values": evals}
+                    claim = S.interpolate(evals, int(r))
                     z = F.fold(z, r)
                     scale = scale * ((1 - q) + r * (2 * q - 1)) % F.P
                     rs.append(int(r))
-                yield {"kind": "final", "values": [int(z[0])]}
+                claim = int(z[0])
+                yield {"kind": "final", "values": [claim]}
                 point = rs
 
 
@@ -145,6 +150,19 @@ class PreparedVerifier:
         return cls(circuit, circuit.prepared_weights, circuit.sha256())
 
 
+def _outputs(message: Any, count: int) -> np.ndarray:
+    """The outputs message as a checked uint64 vector: a uint64 array (in-process) is
+    range-checked at once, anything else goes through :func:`_values`."""
+    values = message.get("values") if isinstance(message, dict) else None
+    if isinstance(values, np.ndarray) and message.get("kind") == "outputs":
+        if values.dtype != np.uint64 or values.size != count:
+            raise ProofRejected(f"'outputs' message must hold {count} field elements")
+        if count and int(values.max()) >= F.P:
+            raise ProofRejected("'outputs' message holds a value out of range")
+        return np.ascontiguousarray(values.ravel())
+    return np.array(_values(message, "outputs", count), dtype=np.uint64)
+
+
 def _values(message: Any, kind: str, count: int) -> list[int]:
     """A message's integer list after every check; ProofRejected otherwise."""
     if not isinstance(message, dict) or message.get("kind") != kind:
@@ -176,11 +194,11 @@ def verifier(
     circuit = prepared.circuit
     message = yield None
     n_out = circuit.batch * circuit.output_width
-    out_list = _values(message, "outputs", n_out)
-    outputs = np.array(out_list, dtype=np.uint64).reshape(circuit.batch, circuit.output_width)
-    challenges.absorb("outputs", out_list)
+    flat = _outputs(message, n_out)
+    outputs = flat.reshape(circuit.batch, circuit.output_width)
+    challenges.absorb("outputs", flat.astype("<u8").tobytes())
     point = [challenges.draw() for _ in range(_log2(n_out))]
-    claim = int(F.mle(outputs.ravel(), point))
+    claim = int(F.mle(flat, point))
     message = yield point
     for index in range(len(circuit.layers) - 1, -1, -1):
         layer = circuit.layers[index]
@@ -242,7 +260,7 @@ def prove_noninteractive(circuit: Circuit, x: np.ndarray) -> tuple[np.ndarray, l
     first = next(prover)
     outputs = first["values"]
     transcript = statement(circuit, x, outputs)
-    transcript.absorb("outputs", outputs.ravel().tolist())
+    transcript.absorb("outputs", np.ascontiguousarray(outputs, "<u8").tobytes())
     point = [transcript.draw() for _ in range(_log2(outputs.size))]
     messages: list[list[int]] = []
     reply: Any = point
@@ -268,7 +286,7 @@ def verify_noninteractive(
     if not isinstance(messages, list) or len(messages) != len(kinds):
         raise ProofRejected(f"a proof for this circuit has {len(kinds)} messages")
     try:
-        check.send({"kind": "outputs", "values": outputs.ravel().tolist()})
+        check.send({"kind": "outputs", "values": np.asarray(outputs, dtype=np.uint64).ravel()})
         for kind, values in zip(kinds, messages, strict=True):
             check.send({"kind": kind, "values": values})
     except StopIteration as done:

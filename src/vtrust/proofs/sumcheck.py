@@ -76,14 +76,36 @@ def _square_sums(e, z):
     return h0, h1, h2
 
 
-def square_round_factored(e_rest: np.ndarray, z: np.ndarray, q: int, scale: int) -> list[int]:
+@numba.njit
+def _square_sums_02(e, z):
+    """h(0) and h(2) only (see :func:`_square_sums`)."""
+    h0 = np.uint64(0)
+    h2 = np.uint64(0)
+    for k in range(e.shape[0]):
+        z0, z1 = z[2 * k], z[2 * k + 1]
+        z2 = _submod(_addmod(z1, z1), z0)
+        ek = e[k]
+        h0 = _addmod(h0, _mulmod(ek, _mulmod(z0, z0)))
+        h2 = _addmod(h2, _mulmod(ek, _mulmod(z2, z2)))
+    return h0, h2
+
+
+def square_round_factored(
+    e_rest: np.ndarray, z: np.ndarray, q: int, scale: int, claim: int | None = None
+) -> list[int]:
     """The square round's values at t = 0..3 using eq's product form:
     ``g(t) = scale · eq(q, t) · h(t)``, where ``scale`` is eq of the variables already
-    bound and ``e_rest`` the eq table of the ones still free after this one. Needs three
-    squares per pair and no folding of an eq table (the plain form needs eight
-    products)."""
+    bound and ``e_rest`` the eq table of the ones still free after this one. Needs at
+    most three squares per pair and no folding of an eq table (the plain form needs
+    eight products). With the running ``claim`` = g(0) + g(1), h(1) follows from it and
+    only two squares per pair are left."""
     p = F.P
-    h0, h1, h2 = (int(v) for v in _square_sums(e_rest, z))
+    if claim is not None and q % p and scale % p:
+        h0, h2 = (int(v) for v in _square_sums_02(e_rest, z))
+        rest = (claim * pow(scale, p - 2, p) - (1 - q) * h0) % p  # = q · h(1)
+        h1 = rest * pow(q, p - 2, p) % p
+    else:
+        h0, h1, h2 = (int(v) for v in _square_sums(e_rest, z))
     h = [h0, h1, h2, (h0 - 3 * h1 + 3 * h2) % p]  # h has degree 2
     return [scale * ((1 - q) + t * (2 * q - 1)) % p * h[t] % p for t in range(4)]
 
