@@ -156,3 +156,13 @@ def test_prover_and_verifier_in_different_processes(setting):
         child.join(timeout=60)
     assert child.exitcode == 0
     assert (outputs == circuit.forward(x)[-1]).all()
+
+
+def test_circuits_whose_soundness_bound_exceeds_2_to_the_minus_40_are_refused(setting, monkeypatch):
+    from vtrust.errors import InputError
+
+    circuit = setting[0]
+    bound = PR.soundness(circuit)["total"]
+    monkeypatch.setattr(PR, "MAX_SOUNDNESS_ERROR", bound / 2)
+    with pytest.raises(InputError, match="soundness error"):
+        PR.PreparedVerifier.prepare(circuit)
