@@ -137,4 +137,19 @@ def test_bad_input_exits_two(capsys, proved, tmp_path):
     assert code == 2 and "images must have shape" in capsys.readouterr().err
     assert not (tmp_path / "p.json").exists()
     code = run(["verify", "--model", str(tmp_path / "none.st"), "--proof", str(d / "p.json")])
-    assert code == 2
+    assert code == 2 and "cannot read model file" in capsys.readouterr().err
+    (tmp_path / "junk.npy").write_bytes(b"\x93NUMPY junk")
+    code = run(["prove", "--model", str(tuned), "--circuit", "quad-digits",
+                "--input", str(tmp_path / "junk.npy"), "--out", out])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a .npy array" in err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_quantize_refuses_a_model_without_circuit_form(capsys, tmp_path):
+    mlp, out = tmp_path / "mlp.st", tmp_path / "q.st"
+    assert run(["-q", "train", "--arch", "mlp", "--epochs", "1", "--out", str(mlp)]) == 0
+    code = run(["-q", "quantize", "--model", str(mlp), "--circuit", "quad-digits",
+                "--epochs", "0", "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and not out.exists()

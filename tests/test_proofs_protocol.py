@@ -166,3 +166,19 @@ def test_circuits_whose_soundness_bound_exceeds_2_to_the_minus_40_are_refused(se
     monkeypatch.setattr(PR, "MAX_SOUNDNESS_ERROR", bound / 2)
     with pytest.raises(InputError, match="soundness error"):
         PR.PreparedVerifier.prepare(circuit)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 6))
+def test_square_round_from_the_claim_equals_the_direct_sums(seed, m):
+    from vtrust.proofs import sumcheck as S
+
+    rng = np.random.default_rng(seed)
+    z = rng.integers(0, F.P, 1 << m, dtype=np.uint64)
+    q = [int(v) for v in rng.integers(1, F.P, m, dtype=np.uint64)]
+    scale = int(rng.integers(1, F.P, dtype=np.uint64))
+    claim = scale * int(F.inner(F.eq_table(q), F.mul(z, z))) % F.P
+    e_rest = F.eq_table(q[1:])
+    direct = S.square_round_factored(e_rest, z, q[0], scale)
+    derived = S.square_round_factored(e_rest, z, q[0], scale, claim)
+    assert direct == derived and (direct[0] + direct[1]) % F.P == claim

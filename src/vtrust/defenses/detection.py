@@ -14,6 +14,7 @@ import io
 import json
 import os
 import zipfile
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -60,18 +61,21 @@ class AlarmParams:
         check_action(self.action, self.poison)
 
 
-class DetectorState:
+class DetectorState(ABC):
     """One scope's state. Subclasses store only numbers and arrays, so the state
     round-trips through :meth:`to_arrays` / :meth:`from_arrays` without pickling."""
 
     alarm_at: int | None = None  # query index (within the scope) of the first alarm
 
+    @abstractmethod
     def to_arrays(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
+        """Every field as a named array (numbers as 1-element arrays)."""
 
     @classmethod
+    @abstractmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> DetectorState:
-        raise NotImplementedError
+        """The inverse of :meth:`to_arrays`; raises ``KeyError``/``ValueError`` on
+        missing or inconsistent arrays (reported as :class:`StateFileError`)."""
 
 
 @dataclass
@@ -82,7 +86,7 @@ class _Alarm:
     from_index: int
 
 
-class StreamDetector(QueryDefense):
+class StreamDetector(QueryDefense, ABC):
     """Base of sequential detectors; ``params`` must have ``action`` and ``poison``.
 
     The detector keeps one :class:`DetectorState` per scope key (by default the client
@@ -91,7 +95,7 @@ class StreamDetector(QueryDefense):
     answer from the alarm on passes through the poisoning defense.
     """
 
-    state_class: ClassVar[type[DetectorState]] = DetectorState
+    state_class: ClassVar[type[DetectorState]]  # set by each detector
 
     def __init__(self, params: Any) -> None:
         check_action(params.action, params.poison)
@@ -117,12 +121,12 @@ class StreamDetector(QueryDefense):
     def new_state(self) -> DetectorState:
         return self.state_class()
 
+    @abstractmethod
     def update(
         self, state: DetectorState, x: np.ndarray, probs: np.ndarray, client_id: str
     ) -> int | None:
         """Feed ``client_id``'s batch into ``state``; the batch index of the query that
         raises an alarm against this client, or ``None``."""
-        raise NotImplementedError
 
     # -- QueryDefense ----------------------------------------------------------------
     def observe(self, client_id: str, x: np.ndarray, probs: np.ndarray) -> Decision:

@@ -304,16 +304,12 @@ def message_kinds(circuit: Circuit) -> list[str]:
     return kinds
 
 
-def layer_rounds(circuit: Circuit) -> int:
-    return sum(1 for k in message_kinds(circuit) if k == "round")
-
-
 __all__ = [
     "Prover",
     "PreparedVerifier",
     "RandomChallenges",
     "check_soundness",
-    "layer_rounds",
+    "message_kinds",
     "prove_noninteractive",
     "run_interactive",
     "soundness",

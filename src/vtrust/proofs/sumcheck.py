@@ -43,26 +43,9 @@ def _product_round(f, g):
 
 
 @numba.njit
-def _square_round(e, z):
-    """Values at t = 0..3 of Σ_rest eq(t, rest) z(t, rest)²."""
-    out = np.zeros(4, dtype=np.uint64)
-    for i in range(e.shape[0] // 2):
-        e0, e1 = e[2 * i], e[2 * i + 1]
-        z0, z1 = z[2 * i], z[2 * i + 1]
-        de = _submod(e1, e0)
-        dz = _submod(z1, z0)
-        et, zt = e0, z0
-        for t in range(4):
-            out[t] = _addmod(out[t], _mulmod(et, _mulmod(zt, zt)))
-            et = _addmod(et, de)
-            zt = _addmod(zt, dz)
-    return out
-
-
-@numba.njit
-def _square_sums(e, z):
-    """h(t) = Σ_k e[k] z(t, k)² for t = 0, 1, 2, with z folded on bit 0 and e the eq
-    table of the remaining variables (the factored square round)."""
+def _square_sums(e, z, with_h1):
+    """h(t) = Σ_k e[k] z(t, k)² for t = 0, 2 (and 1 if ``with_h1``; else 0), with z
+    folded on bit 0 and e the eq table of the remaining variables."""
     h0 = np.uint64(0)
     h1 = np.uint64(0)
     h2 = np.uint64(0)
@@ -71,23 +54,10 @@ def _square_sums(e, z):
         z2 = _submod(_addmod(z1, z1), z0)
         ek = e[k]
         h0 = _addmod(h0, _mulmod(ek, _mulmod(z0, z0)))
-        h1 = _addmod(h1, _mulmod(ek, _mulmod(z1, z1)))
         h2 = _addmod(h2, _mulmod(ek, _mulmod(z2, z2)))
+        if with_h1:
+            h1 = _addmod(h1, _mulmod(ek, _mulmod(z1, z1)))
     return h0, h1, h2
-
-
-@numba.njit
-def _square_sums_02(e, z):
-    """h(0) and h(2) only (see :func:`_square_sums`)."""
-    h0 = np.uint64(0)
-    h2 = np.uint64(0)
-    for k in range(e.shape[0]):
-        z0, z1 = z[2 * k], z[2 * k + 1]
-        z2 = _submod(_addmod(z1, z1), z0)
-        ek = e[k]
-        h0 = _addmod(h0, _mulmod(ek, _mulmod(z0, z0)))
-        h2 = _addmod(h2, _mulmod(ek, _mulmod(z2, z2)))
-    return h0, h2
 
 
 def square_round_factored(
@@ -100,22 +70,17 @@ def square_round_factored(
     eight products). With the running ``claim`` = g(0) + g(1), h(1) follows from it and
     only two squares per pair are left."""
     p = F.P
-    if claim is not None and q % p and scale % p:
-        h0, h2 = (int(v) for v in _square_sums_02(e_rest, z))
+    derive = claim is not None and q % p != 0 and scale % p != 0
+    h0, h1, h2 = (int(v) for v in _square_sums(e_rest, z, not derive))
+    if derive:
         rest = (claim * pow(scale, p - 2, p) - (1 - q) * h0) % p  # = q · h(1)
         h1 = rest * pow(q, p - 2, p) % p
-    else:
-        h0, h1, h2 = (int(v) for v in _square_sums(e_rest, z))
     h = [h0, h1, h2, (h0 - 3 * h1 + 3 * h2) % p]  # h has degree 2
     return [scale * ((1 - q) + t * (2 * q - 1)) % p * h[t] % p for t in range(4)]
 
 
 def product_round(f: np.ndarray, g: np.ndarray) -> list[int]:
     return [int(v) for v in _product_round(f, g)]
-
-
-def square_round(e: np.ndarray, z: np.ndarray) -> list[int]:
-    return [int(v) for v in _square_round(e, z)]
 
 
 def interpolate(values: list[int], r: int) -> int:
