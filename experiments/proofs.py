@@ -5,7 +5,7 @@ TIMIT-shaped network of the SafetyNets paper.
     python experiments/proofs.py [--dataset digits|idx:DIR] [--seed S] [--no-timit]
 
 Writes ``results/proofs/results.json``, ``report.md`` and PNG plots. Every ratio is
-measured within one run (best of a few repeats).
+measured within one run (medians of a few repeats).
 """
 
 from __future__ import annotations

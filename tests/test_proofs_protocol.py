@@ -168,17 +168,46 @@ def test_circuits_whose_soundness_bound_exceeds_2_to_the_minus_40_are_refused(se
         PR.PreparedVerifier.prepare(circuit)
 
 
-@settings(max_examples=30, deadline=None)
-@given(seed=st.integers(0, 10_000), m=st.integers(1, 6))
-def test_square_round_from_the_claim_equals_the_direct_sums(seed, m):
+def _plain_square_rounds(z, q, rs):
+    """Reference: each round's g(t) = Σ_rest eq(q, (r…, t, rest)) z(r…, t, rest)², t = 0..3,
+    from full tables folded one variable at a time."""
+    e_table, z_table, rounds = F.eq_table(q), z, []
+    for r in rs:
+        rounds.append([
+            int(F.total(F.mul(F.fold(e_table, t), F.mul(F.fold(z_table, t), F.fold(z_table, t)))))
+            for t in range(4)
+        ])  # fmt: skip
+        e_table, z_table = F.fold(e_table, r), F.fold(z_table, r)
+    return rounds, int(z_table[0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    m=st.integers(1, 6),
+    known_squares=st.booleans(),
+    zero_at=st.integers(-1, 5),
+)
+def test_square_prover_matches_the_plain_sum_check(seed, m, known_squares, zero_at):
+    """The factored prover (h(1) from the running claim, fused folding, optional known
+    squares) sends exactly the plain form's messages, also when a coordinate of the point
+    or a challenge is 0 (then h(1) cannot be derived and is summed)."""
     from vtrust.proofs import sumcheck as S
 
     rng = np.random.default_rng(seed)
     z = rng.integers(0, F.P, 1 << m, dtype=np.uint64)
-    q = [int(v) for v in rng.integers(1, F.P, m, dtype=np.uint64)]
-    scale = int(rng.integers(1, F.P, dtype=np.uint64))
-    claim = scale * int(F.inner(F.eq_table(q), F.mul(z, z))) % F.P
-    e_rest = F.eq_table(q[1:])
-    direct = S.square_round_factored(e_rest, z, q[0], scale)
-    derived = S.square_round_factored(e_rest, z, q[0], scale, claim)
-    assert direct == derived and (direct[0] + direct[1]) % F.P == claim
+    q = [int(v) for v in rng.integers(0, F.P, m, dtype=np.uint64)]
+    rs = [int(v) for v in rng.integers(0, F.P, m, dtype=np.uint64)]
+    if 0 <= zero_at < m:
+        q[zero_at] = 0
+        rs[(zero_at + 1) % m] = 0
+    claim = int(F.inner(F.eq_table(q), F.mul(z, z)))
+    expected, final = _plain_square_rounds(z, q, rs)
+    prover = S.SquareProver(z, q, claim, squares=F.mul(z, z) if known_squares else None)
+    for r, want in zip(rs, expected, strict=True):
+        got = prover.message()
+        assert got == want and (got[0] + got[1]) % F.P == claim
+        claim = S.interpolate(got, r)
+        prover.bind(r)
+    assert prover.final == final  # z at the bound point
+    assert claim == S.eq_value(q, rs) * final * final % F.P  # what the verifier checks

@@ -4,8 +4,8 @@ numpy arrays holding canonical representatives in [0, p).
 galois handles this prime only through Python-object arrays, far too slow for proving
 networks, so the hot paths here are:
 
-* elementwise products: numba kernels splitting each operand into 32-bit halves and
-  folding the 122-bit product with 2^61 ≡ 1;
+* elementwise products: numba kernels taking the full 128-bit product (one machine
+  multiply through an LLVM intrinsic) and folding it with 2^61 ≡ 1;
 * matrix products: exact float64 BLAS on 21-bit limbs (each limb product is below 2^42,
   so sums of up to 2^11 = 2048 of them stay below 2^53 and are exact; longer inner
   dimensions are chunked), recombined with shifts mod p;
@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
 from vtrust.errors import InputError
 
 P = (1 << 61) - 1
 _P = np.uint64(P)
 _MASK32 = np.uint64(0xFFFFFFFF)
-_MASK29 = np.uint64((1 << 29) - 1)
 _S32 = np.uint64(32)
-_S29 = np.uint64(29)
 _S61 = np.uint64(61)
 _S3 = np.uint64(3)
 LIMB_BITS = 21
@@ -83,16 +84,28 @@ def _reduce(x):
     return x
 
 
+@intrinsic
+def _mul_wide(typingctx, a, b):
+    """The full 128-bit product of two uint64 values as (high, low) words: one machine
+    multiply (LLVM lowers ``mul i128`` to ``mul``/``umulh``), where splitting into 32-bit
+    halves needs four."""
+    signature = types.UniTuple(types.uint64, 2)(types.uint64, types.uint64)
+
+    def codegen(context, builder, sig, args):
+        wide = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], wide), builder.zext(args[1], wide))
+        low = builder.trunc(product, ir.IntType(64))
+        high = builder.trunc(builder.lshr(product, ir.Constant(wide, 64)), ir.IntType(64))
+        return context.make_tuple(builder, sig.return_type, (high, low))
+
+    return signature, codegen
+
+
 @numba.njit(inline="always")
 def _mulmod(a, b):
-    a_hi, a_lo = a >> _S32, a & _MASK32
-    b_hi, b_lo = b >> _S32, b & _MASK32
-    hh = a_hi * b_hi  # < 2^58, weight 2^64 ≡ 2^3
-    mid = a_hi * b_lo + a_lo * b_hi  # < 2^62, weight 2^32
-    ll = a_lo * b_lo  # < 2^64
-    # mid·2^32 = (mid >> 29)·2^61 + (mid & (2^29 − 1))·2^32 ≡ (mid >> 29) + (mid & mask)·2^32
-    total = _reduce(ll) + (hh << _S3) + (mid >> _S29) + ((mid & _MASK29) << _S32)
-    return _reduce(total)  # total < 2^61 + 2^61 + 2^33 + 2^61 < 2^63
+    # a·b = high·2^64 + low with high < 2^58; 2^64 ≡ 2^3 and 2^61 ≡ 1 (mod p)
+    high, low = _mul_wide(a, b)
+    return _reduce((low & _P) + (low >> _S61) + (high << _S3))  # < 3·2^61 < 2^64
 
 
 @numba.njit(inline="always")
@@ -262,13 +275,12 @@ def _combine_limbs(exact, acc):
 
 @numba.njit
 def _vecmat(v, m):
-    rows, cols = m.shape
-    out = np.zeros(cols, dtype=np.uint64)
-    for i in range(rows):
+    out = np.zeros(m.shape[1], dtype=np.uint64)
+    for i in range(m.shape[0]):
         vi = v[i]
         if vi == 0:
             continue
-        for j in range(cols):
+        for j in range(m.shape[1]):
             out[j] = _addmod(out[j], _mulmod(vi, m[i, j]))
     return out
 
@@ -285,9 +297,8 @@ def vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
 # -- multilinear extensions ----------------------------------------------------------------
 @numba.njit
 def _fold(table, r):
-    half = table.shape[0] // 2
-    out = np.empty(half, dtype=np.uint64)
-    for i in range(half):
+    out = np.empty(table.shape[0] // 2, dtype=np.uint64)
+    for i in range(out.shape[0]):
         lo = table[2 * i]
         out[i] = _addmod(lo, _mulmod(r, _submod(table[2 * i + 1], lo)))
     return out
@@ -311,7 +322,7 @@ def mle(table: np.ndarray, point) -> np.uint64:
             f"coordinates, got {len(point)}"
         )
     for r in point:
-        table = _fold(table, np.uint64(r))
+        table = fold(table, r)
     return np.uint64(table[0])
 
 

@@ -77,10 +77,14 @@ class Prover:
     def __init__(self, circuit: Circuit) -> None:
         self.circuit = circuit
 
-    def run(self, x: np.ndarray) -> Generator[Message, Any, None]:
+    def run(
+        self, x: np.ndarray, values: list[np.ndarray] | None = None
+    ) -> Generator[Message, Any, None]:
         """Yields messages; each ``send`` delivers the verifier's reply (a point, a
-        challenge, or ``None`` after a layer's final message)."""
-        values = self.circuit.forward(x)
+        challenge, or ``None`` after a layer's final message). ``values`` are the layer
+        values of ``circuit.forward(x)`` when the caller already has them (the proof
+        then costs only the extra prover work)."""
+        values = self.circuit.forward(x) if values is None else values
         point = yield {"kind": "outputs", "values": values[-1]}
         claim = int(F.mle(values[-1].ravel(), point))  # what the verifier holds now
         for index in range(len(self.circuit.layers) - 1, -1, -1):
@@ -100,17 +104,14 @@ class Prover:
                 yield {"kind": "final", "values": [claim]}
                 point = rs + list(r_b)
             else:
-                z = below.ravel()
-                scale, rs = 1, []
-                for i, q in enumerate(int(v) for v in point):
-                    e_rest = F.eq_table(point[i + 1 :])
-                    evals = S.square_round_factored(e_rest, z, q, scale, claim)
+                square = S.SquareProver(below, point, claim, squares=values[index + 1])
+                rs = []
+                for _ in range(len(point)):
+                    evals = square.message()
                     r = yield {"kind": "round", "values": evals}
-                    claim = S.interpolate(evals, int(r))
-                    z = F.fold(z, r)
-                    scale = scale * ((1 - q) + r * (2 * q - 1)) % F.P
+                    square.bind(int(r))
                     rs.append(int(r))
-                claim = int(z[0])
+                claim = square.final
                 yield {"kind": "final", "values": [claim]}
                 point = rs
 
@@ -254,9 +255,12 @@ def run_interactive(circuit: Circuit, x: np.ndarray, *, seed: int | None = None)
         message = prover.send(reply)
 
 
-def prove_noninteractive(circuit: Circuit, x: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
-    """Fiat–Shamir: the outputs and the list of prover messages (after the outputs)."""
-    prover = Prover(circuit).run(x)
+def prove_noninteractive(
+    circuit: Circuit, x: np.ndarray, values: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, list[list[int]]]:
+    """Fiat–Shamir: the outputs and the list of prover messages (after the outputs).
+    ``values``: the layer values of ``circuit.forward(x)``, if already computed."""
+    prover = Prover(circuit).run(x, values)
     first = next(prover)
     outputs = first["values"]
     transcript = statement(circuit, x, outputs)
