@@ -35,6 +35,14 @@ def small_mlp(digits):
 
 
 @pytest.fixture(scope="session")
+def small_cnn(digits):
+    """A CNN trained for a few epochs: conv, pooling and linear layers with behaviour."""
+    model = build_model("cnn", digits.input_shape, digits.n_classes, seed=0)
+    fit(model, digits.victim, TrainConfig(epochs=6, lr=3e-3, seed=0))
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
 def mlp_victim(digits):
     """The demo's default MLP victim (seed 0, tuned settings)."""
     from vtrust.models.recipes import train_model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -45,3 +46,26 @@ def canonical_json(obj: Any) -> str:
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as canonical JSON atomically."""
     return atomic_write_text(path, canonical_json(obj))
+
+
+MAX_JSON_NESTING = 2000
+
+
+def parse_json(data: str | bytes) -> Any:
+    """``json.loads`` for untrusted input. Nesting depth is bounded by the interpreter's
+    recursion limit, which some libraries raise process-wide (py_ecc sets 100,000 —
+    enough for a hostile file of brackets to overflow the C stack), so it is capped at
+    :data:`MAX_JSON_NESTING` while parsing. Too deep a document raises
+    ``json.JSONDecodeError`` like any other malformed one."""
+    limit = sys.getrecursionlimit()
+    capped = limit > MAX_JSON_NESTING
+    if capped:
+        sys.setrecursionlimit(MAX_JSON_NESTING)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        raise json.JSONDecodeError("document nested too deeply", text[:100], 0) from None
+    finally:
+        if capped:
+            sys.setrecursionlimit(limit)

@@ -75,3 +75,25 @@ class ProofRejected(VtrustError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(f"proof rejected: {reason}")
+
+
+class KeyFileError(VtrustError, ValueError):
+    """A key or key file is missing, malformed, tampered with or of another version."""
+
+
+class SealError(VtrustError, ValueError):
+    """A sealed file could not be opened: it was tampered with, truncated, or the key is
+    wrong (authenticated encryption cannot tell these apart, and says so)."""
+
+
+class ScrambleError(VtrustError, ValueError):
+    """A model could not be scrambled or unscrambled (wrong key, not a scrambled model)."""
+
+
+class TamperDetected(VtrustError):
+    """An untrusted party's result failed its integrity check (an outsourced product
+    failed Freivalds' test)."""
+
+
+class AttestationError(VtrustError, ValueError):
+    """An attestation quote is malformed, forged, stale or for the wrong measurement."""

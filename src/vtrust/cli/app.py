@@ -11,7 +11,9 @@ from vtrust.catalog import SECTIONS, list_entries
 from vtrust.cli.attack_cmd import attack
 from vtrust.cli.common import emit_json
 from vtrust.cli.defense_cmd import defense
+from vtrust.cli.enclave_cmd import enclave
 from vtrust.cli.proof_cmd import prove, quantize, verify
+from vtrust.cli.protect_cmd import keygen, scramble, seal, unscramble, unseal
 from vtrust.cli.watermark_cmd import gate, watermark
 from vtrust.models import ARCHITECTURES, load_model, save_model
 
@@ -146,3 +148,5 @@ cli.add_command(prove)
 cli.add_command(verify)
 cli.add_command(watermark)
 cli.add_command(gate)
+for command in (keygen, scramble, unscramble, seal, unseal, enclave):
+    cli.add_command(command)

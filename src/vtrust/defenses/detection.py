@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from vtrust._io import atomic_write_bytes
+from vtrust._io import atomic_write_bytes, parse_json
 from vtrust.errors import InputError, StateFileError
 from vtrust.oracle import ALLOW, Decision, QueryDefense, Verdict
 
@@ -188,7 +188,7 @@ class StreamDetector(QueryDefense, ABC):
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise StateFileError(f"{path}: not a detector state file ({exc})") from None
         try:
-            manifest = json.loads(arrays.pop("manifest").tobytes().decode())
+            manifest = parse_json(arrays.pop("manifest").tobytes().decode())
             if manifest.get("format") != STATE_FORMAT:
                 raise StateFileError(f"{path}: unknown state format {manifest.get('format')!r}")
             if manifest.get("detector") != type(self).__name__:

@@ -31,6 +31,7 @@ from scipy.stats import binom
 from sklearn.decomposition import PCA
 from sklearn.model_selection import KFold
 
+from vtrust._io import parse_json
 from vtrust.catalog import register
 from vtrust.defenses.detection import AlarmParams, DetectorState, StreamDetector
 from vtrust.errors import InputError
@@ -108,7 +109,7 @@ class ShiftState(DetectorState):
             raise ValueError("inconsistent CUSUM state")
         state.queries, state.atypical, state.alarms = queries, atypical, alarms
         state.alarm_at = None if alarm < 0 else alarm
-        ids = json.loads(arrays["client_ids"].tobytes().decode())
+        ids = parse_json(arrays["client_ids"].tobytes().decode())
         counts = arrays["client_counts"]
         if not isinstance(ids, list) or counts.shape != (len(ids), 2):
             raise ValueError("client counters disagree with client ids")

@@ -26,7 +26,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from vtrust import __version__
-from vtrust._io import atomic_write_bytes
+from vtrust._io import atomic_write_bytes, parse_json
 from vtrust.errors import InputError, ModelFileError
 from vtrust.models.zoo import ARCHITECTURES, ZooModel, build_model
 
@@ -104,7 +104,7 @@ def _read_header_metadata(raw: bytes, source: str) -> dict[str, Any]:
     if header_len > min(len(raw) - 8, _MAX_HEADER):
         raise ModelFileError(f"{source}: truncated or corrupted model header")
     try:
-        header = json.loads(raw[8 : 8 + header_len].decode("utf-8"))
+        header = parse_json(raw[8 : 8 + header_len].decode("utf-8"))
         header_meta = header["__metadata__"]
         meta_json = header_meta["vtrust"]
         stored_hash = header_meta["vtrust_sha256"]
@@ -116,7 +116,7 @@ def _read_header_metadata(raw: bytes, source: str) -> dict[str, Any]:
     if not hmac.compare_digest(actual, stored_hash):
         raise ModelFileError(f"{source}: metadata checksum mismatch (file corrupted)")
     try:
-        meta = json.loads(meta_json)
+        meta = parse_json(meta_json)
     except json.JSONDecodeError:
         raise ModelFileError(f"{source}: metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ from torch import nn
 from vtrust.proofs import field as F
 from vtrust.proofs.circuit import Circuit, Linear, Square
 from vtrust.proofs.protocol import PreparedVerifier, prove_noninteractive, verify_noninteractive
+from vtrust.timing import median_seconds
 
 
 def random_circuit(widths: list[int], batch: int, *, weight_bits: int = 4, seed: int = 0):
@@ -55,17 +55,6 @@ def torch_twin(circuit: Circuit) -> nn.Module:
     return nn.Sequential(*mods).eval()
 
 
-def _median(fn, repeats: int) -> float:
-    """Median wall time of ``repeats`` calls (this 2-core VM's memory bandwidth drifts
-    between runs; the median is steadier than the best)."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
-
-
 @dataclass(frozen=True)
 class ProofCosts:
     torch_forward: float
@@ -102,17 +91,19 @@ def measure(circuit: Circuit, x: np.ndarray, *, repeats: int = 5) -> ProofCosts:
     with torch.no_grad():
         for _ in range(3):  # torch's first calls set up its kernels
             twin(xt)
-        torch_forward = _median(lambda: twin(xt), repeats)
+        torch_forward = median_seconds(lambda: twin(xt), repeats)
     values = circuit.forward(x)
-    field_forward = _median(lambda: circuit.forward(x), repeats)
+    field_forward = median_seconds(lambda: circuit.forward(x), repeats)
     outputs, messages = prove_noninteractive(circuit, x, values)
-    extra_prover = _median(lambda: prove_noninteractive(circuit, x, values), repeats)
-    prove = _median(lambda: prove_noninteractive(circuit, x), repeats)
+    extra_prover = median_seconds(lambda: prove_noninteractive(circuit, x, values), repeats)
+    prove = median_seconds(lambda: prove_noninteractive(circuit, x), repeats)
     # the verifier's precompute on circuit objects that have not cached anything yet
-    precompute = _median(lambda: PreparedVerifier.prepare(dataclasses.replace(circuit)), repeats)
+    precompute = median_seconds(
+        lambda: PreparedVerifier.prepare(dataclasses.replace(circuit)), repeats
+    )
     prepared = PreparedVerifier.prepare(dataclasses.replace(circuit))
     verify_noninteractive(prepared, x, outputs, messages)
-    verify = _median(lambda: verify_noninteractive(prepared, x, outputs, messages), repeats)
+    verify = median_seconds(lambda: verify_noninteractive(prepared, x, outputs, messages), repeats)
     proof_kb = len(json.dumps(messages, separators=(",", ":"))) / 1024
     statement_kb = len(json.dumps([x.tolist(), outputs.tolist()], separators=(",", ":"))) / 1024
     return ProofCosts(torch_forward, field_forward, extra_prover, prove, precompute, verify,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vtrust._io import atomic_write_text
+from vtrust._io import atomic_write_text, parse_json
 from vtrust.errors import ProofRejected
 from vtrust.proofs import field as F
 from vtrust.proofs.circuit import Circuit
@@ -65,7 +65,7 @@ def read_header(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> di
         size = Path(path).stat().st_size
         if size > max_bytes:
             raise ProofRejected(f"proof file is {size} bytes, more than {max_bytes}")
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = parse_json(Path(path).read_text(encoding="utf-8"))
     except ProofRejected:
         raise
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from vtrust._io import parse_json
 from vtrust.errors import ProofRejected
 from vtrust.proofs.circuit import Circuit
 from vtrust.proofs.protocol import PreparedVerifier, Prover, RandomChallenges, verifier
@@ -25,7 +26,7 @@ def encode(message: dict[str, Any] | None) -> bytes:
 
 def decode(data: bytes) -> Any:
     try:
-        return json.loads(data)
+        return parse_json(data)
     except (ValueError, UnicodeDecodeError):
         raise ProofRejected("unreadable message") from None
 

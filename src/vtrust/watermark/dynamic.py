@@ -23,9 +23,10 @@ from torch import nn
 
 from vtrust.data import Dataset, natural_image_pool
 from vtrust.errors import InputError, QueryRefused
+from vtrust.keying import derive_rng, new_secret
 from vtrust.models import TrainConfig, fit_arrays
 from vtrust.oracle import Oracle, OutputMode
-from vtrust.watermark.keys import DynamicPart, WatermarkKey, derive_rng, new_secret
+from vtrust.watermark.keys import DynamicPart, WatermarkKey
 from vtrust.watermark.stats import poisson_binomial_tail
 from vtrust.watermark.verification import Verification
 

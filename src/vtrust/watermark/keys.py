@@ -19,42 +19,20 @@ import hashlib
 import hmac
 import io
 import json
-import secrets
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vtrust._io import atomic_write_bytes, canonical_json
-from vtrust.errors import VtrustError
+from vtrust._io import atomic_write_bytes, canonical_json, parse_json
+from vtrust.errors import KeyFileError
 from vtrust.watermark.stats import NullCalibration
 
 KEY_FORMAT = "vtrust-watermark-key"
 KEY_VERSION = 1
 MIN_SECRET_BYTES = 16
-
-
-class KeyFileError(VtrustError, ValueError):
-    """A watermark key file is missing, malformed, tampered with or of another version."""
-
-
-def new_secret(seed: int | None = None) -> bytes:
-    """32 random bytes from :mod:`secrets`; only an explicit ``seed`` makes them reproducible."""
-    if seed is None:
-        return secrets.token_bytes(32)
-    return hashlib.sha256(f"vtrust-test-secret:{seed}".encode()).digest()
-
-
-def derive_rng(secret: bytes, purpose: str) -> np.random.Generator:
-    """A numpy generator seeded by HKDF-SHA256(secret, info=purpose): one stream per use."""
-    material = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=f"vtrust:{purpose}".encode()
-    ).derive(secret)
-    return np.random.default_rng(int.from_bytes(material, "big"))
 
 
 @dataclass(frozen=True)
@@ -195,7 +173,7 @@ def key_from_json(text: str, *, source: str, sidecar_of: Path | None = None) -> 
     """Parse and validate key JSON; dynamic keys need the path whose sidecar holds the
     triggers (``sidecar_of``)."""
     try:
-        doc = json.loads(text)
+        doc = parse_json(text)
     except json.JSONDecodeError:
         raise KeyFileError(f"{source}: not a JSON key file") from None
     if not isinstance(doc, dict) or doc.get("format") != KEY_FORMAT:

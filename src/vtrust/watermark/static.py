@@ -22,8 +22,9 @@ from torch import nn
 
 from vtrust.data import Dataset
 from vtrust.errors import InputError
+from vtrust.keying import derive_rng, new_secret
 from vtrust.models import TrainConfig, fit
-from vtrust.watermark.keys import StaticPart, WatermarkKey, derive_rng, new_secret
+from vtrust.watermark.keys import StaticPart, WatermarkKey
 from vtrust.watermark.stats import binomial_tail
 from vtrust.watermark.verification import Verification
 

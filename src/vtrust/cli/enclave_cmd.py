@@ -1,0 +1,184 @@
+"""``vtrust enclave``: split execution, device identities, quotes and their checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from vtrust.cli.common import emit_json
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+CALIBRATION = 512  # victim-split examples that fix Slalom's activation scales
+
+
+def _runner(model_file: Path, split: str, seed: int):
+    """The model file's split runner (SplitModel or SlalomNetwork) and its splits."""
+    import torch
+
+    from vtrust.cli.common import target_splits
+    from vtrust.enclave.slalom import SlalomNetwork
+    from vtrust.enclave.split import SplitModel, SplitSpec
+
+    spec = SplitSpec.parse(split)
+    model, splits = target_splits(model_file)
+    model.eval()
+    if spec.mode == "slalom":
+        calibration = torch.from_numpy(splits.victim.x[:CALIBRATION]).float()
+        return SlalomNetwork(model, calibration, seed=seed), model, splits
+    return SplitModel(model, spec), model, splits
+
+
+def _read_json(path: Path, what: str):
+    from vtrust._io import parse_json
+    from vtrust.errors import AttestationError
+
+    try:
+        return parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise AttestationError(f"{path}: not a readable {what} (JSON)") from None
+
+
+@click.group()
+def enclave() -> None:
+    """Simulated enclave: split execution and attestation."""
+
+
+@enclave.command("run")
+@click.option("--model", "model_file", type=_FILE, required=True)
+@click.option("--split", default="all", show_default=True,
+              help="none, all (MLCapsule), first:K, last:K or slalom.")  # fmt: skip
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Slalom's pads and checks.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def run(model_file, split, batch, seed, as_json) -> None:
+    """Run the test split through the split model; compare with the plain model."""
+    import torch
+
+    from vtrust.enclave.slalom import SlalomNetwork
+
+    runner, model, splits = _runner(model_file, split, seed)
+    x = torch.from_numpy(splits.test.x).float()
+    batches = [x[i : i + batch] for i in range(0, len(x), batch)]
+    outputs, reference = [], []
+    for chunk in batches:
+        if isinstance(runner, SlalomNetwork):
+            runner.precompute(1, len(chunk))
+            outputs.append(runner.forward(chunk))
+            reference.append(runner.forward_plain(chunk))
+        else:
+            outputs.append(runner.forward(chunk))
+            with torch.no_grad():
+                reference.append(model(chunk))
+    out, ref = torch.cat(outputs), torch.cat(reference)
+    predictions = out.argmax(1).numpy()
+    ledger = runner.enclave.ledger.to_json() if runner.enclave is not None else {}
+    result = {
+        "split": split,
+        "examples": len(x),
+        "same_predictions_as_plain": bool((predictions == ref.argmax(1).numpy()).all()),
+        "identical_outputs": bool(torch.equal(out, ref)),
+        "accuracy": float((predictions == splits.test.y).mean()),
+        "measurement": runner.enclave.measurement if runner.enclave is not None else None,
+        "modelled_seconds": runner.modelled_seconds(),
+        "ledger": ledger,
+    }
+    if isinstance(runner, SlalomNetwork):
+        with torch.no_grad():
+            float_predictions = model(x).argmax(1).numpy()
+        result["agreement_with_float"] = float((predictions == float_predictions).mean())
+        result["freivalds_error_bound"] = runner.error_bound
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"{split}: {len(x)} examples, accuracy {result['accuracy']:.4f}, predictions "
+        f"{'equal' if result['same_predictions_as_plain'] else 'DIFFER from'} the plain model's"
+    )
+    if ledger:
+        click.echo(
+            f"  enclave calls {ledger['calls']}, bytes in {ledger['bytes_in']}, out "
+            f"{ledger['bytes_out']}, modelled {result['modelled_seconds'] * 1000:.1f} ms"
+        )
+        click.echo(f"  measurement {result['measurement']}")
+
+
+@enclave.command("device")
+@click.option("--id", "device", required=True, help="The device's id.")
+@click.option("--out", type=_FILE, required=True, help="Private identity (public: OUT.pub.json).")
+@click.option("--seed", type=int, default=None, help="Reproducible identity (tests only).")
+def device_cmd(device, out, seed) -> None:
+    """Create a device's attestation identity (Ed25519 and BLS12-381 keys)."""
+    from vtrust._io import atomic_write_json
+    from vtrust.enclave.attest import DeviceIdentity
+
+    identity = DeviceIdentity.generate(device, seed)
+    atomic_write_json(out, identity.private_json())
+    public = out.with_name(out.stem + ".pub.json")
+    atomic_write_json(public, identity.public.to_json())
+    click.echo(f"device {device}: private identity {out}, public keys {public}")
+
+
+@enclave.command("attest")
+@click.option("--model", "model_file", type=_FILE, required=True)
+@click.option("--split", default="all", show_default=True)
+@click.option("--device", "device_file", type=_FILE, required=True, help="Private identity.")
+@click.option("--nonce", required=True, help="The verifier's nonce (hex).")
+@click.option("--scheme", type=click.Choice(["ed25519", "bls12-381"]), default="ed25519",
+              show_default=True)  # fmt: skip
+@click.option("--out", type=_FILE, required=True, help="The quote (JSON).")
+def attest(model_file, split, device_file, nonce, scheme, out) -> None:
+    """Load the model part into an enclave and sign its measurement with the nonce."""
+    from vtrust._io import atomic_write_json
+    from vtrust.enclave.attest import DeviceIdentity
+
+    identity = DeviceIdentity.from_json(_read_json(device_file, "device identity"))
+    runner, _, _ = _runner(model_file, split, 0)
+    if runner.enclave is None:
+        raise click.UsageError("split 'none' has no enclave to attest")
+    quote = identity.quote(runner.enclave.measurement, nonce, scheme)
+    atomic_write_json(out, quote.to_json())
+    click.echo(f"quote for {identity.device}, measurement {quote.measurement[:16]}… → {out}")
+
+
+@enclave.command("verify-quote")
+@click.option("--quote", "quote_file", type=_FILE, required=True)
+@click.option("--device-pub", type=_FILE, required=True, help="The device's public keys.")
+@click.option("--model", "model_file", type=_FILE, required=True, help="The expected model.")
+@click.option("--split", default="all", show_default=True)
+@click.option("--nonce", required=True, help="The nonce this verifier issued.")
+@click.option("--seen", type=_FILE, default=None,
+              help="JSON list of nonces already accepted (updated; rejects replays).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify_quote(quote_file, device_pub, model_file, split, nonce, seen, as_json) -> None:
+    """Check a quote: signature, expected measurement, fresh nonce. Exit 1 if rejected."""
+    from vtrust._io import atomic_write_json
+    from vtrust.enclave.attest import DevicePublic, Quote, QuoteVerifier
+    from vtrust.errors import AttestationError
+
+    quote = Quote.from_json(_read_json(quote_file, "quote"))
+    device = DevicePublic.from_json(_read_json(device_pub, "device public key"))
+    runner, _, _ = _runner(model_file, split, 0)
+    if runner.enclave is None:
+        raise click.UsageError("split 'none' has no enclave to attest")
+    used = set(_read_json(seen, "nonce list")) if seen is not None and seen.exists() else set()
+    verifier = QuoteVerifier([device], runner.enclave.measurement)
+    if nonce not in used:
+        verifier.expect(nonce)
+    try:
+        if quote.nonce != nonce:
+            raise AttestationError("the quote answers another nonce")
+        verifier.verify(quote)
+    except AttestationError as exc:
+        if as_json:
+            emit_json({"accepted": False, "reason": str(exc)})
+        else:
+            click.echo(f"rejected: {exc}")
+        return 1
+    if seen is not None:
+        atomic_write_json(seen, sorted(used | {nonce}))
+    if as_json:
+        emit_json({"accepted": True, "device": quote.device, "measurement": quote.measurement})
+    else:
+        click.echo(f"accepted: device {quote.device}, measurement {quote.measurement[:16]}…")
+    return 0

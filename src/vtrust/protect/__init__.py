@@ -1,0 +1,1 @@
+"""Protections for weights in an attacker's hands: keyed scrambling, sealed files."""

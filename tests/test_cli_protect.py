@@ -1,0 +1,107 @@
+"""``vtrust keygen | scramble | unscramble | seal | unseal | enclave …`` end to end."""
+
+import json
+
+import pytest
+
+from vtrust.cli import run
+from vtrust.models import load_model
+from vtrust.models.files import model_sha256
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("protect")
+    assert run(["-q", "train", "--arch", "cnn", "--epochs", "4", "--out", str(d / "m.vtm")]) == 0
+    assert run(["-q", "keygen", "--out", str(d / "k.json"), "--seed", "1"]) == 0
+    assert run(["-q", "keygen", "--out", str(d / "other.json")]) == 0
+    return d
+
+
+def out_json(capsys):
+    return json.loads(capsys.readouterr().out)
+
+
+def test_scramble_and_unscramble_round_trip_per_device(files, capsys):
+    d = files
+    for device in ("cam-1", "cam-2"):
+        out = str(d / f"s-{device}.vtm")
+        assert run(["scramble", "--model", str(d / "m.vtm"), "--key", str(d / "k.json"),
+                    "--device", device, "--out", out, "--json"]) == 0  # fmt: skip
+        assert out_json(capsys)["device"] == device
+    a, b = (load_model(d / f"s-cam-{i}.vtm") for i in (1, 2))
+    assert a.sha256 != b.sha256 and a.metadata["scrambled"]["device"] == "cam-1"
+    assert run(["-q", "unscramble", "--model", str(d / "s-cam-1.vtm"), "--key", str(d / "k.json"),
+                "--device", "cam-1", "--out", str(d / "u.vtm")]) == 0  # fmt: skip
+    assert model_sha256(load_model(d / "u.vtm").model) == model_sha256(
+        load_model(d / "m.vtm").model
+    )
+
+
+def test_unscrambling_with_a_wrong_key_fails_cleanly(files, capsys):
+    d = files
+    code = run(["unscramble", "--model", str(d / "s-cam-1.vtm"), "--key", str(d / "k.json"),
+                "--device", "cam-2", "--out", str(d / "x.vtm")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "wrong key" in err and err.count("\n") == 1
+    assert not (d / "x.vtm").exists()
+    code = run(["unscramble", "--model", str(d / "m.vtm"), "--key", str(d / "k.json"),
+                "--out", str(d / "x.vtm")])  # fmt: skip
+    assert code == 2 and "not a scrambled model" in capsys.readouterr().err
+
+
+def test_seal_and_unseal_and_reject_wrong_keys_without_output(files, capsys):
+    d = files
+    assert run(["-q", "seal", "--in", str(d / "m.vtm"), "--key", str(d / "k.json"),
+                "--out", str(d / "m.sealed")]) == 0  # fmt: skip
+    assert run(["-q", "unseal", "--in", str(d / "m.sealed"), "--key", str(d / "k.json"),
+                "--out", str(d / "back.vtm")]) == 0  # fmt: skip
+    assert (d / "back.vtm").read_bytes() == (d / "m.vtm").read_bytes()
+    capsys.readouterr()
+    code = run(["unseal", "--in", str(d / "m.sealed"), "--key", str(d / "other.json"),
+                "--out", str(d / "no.vtm")])  # fmt: skip
+    assert code == 2 and "tampered" in capsys.readouterr().err and not (d / "no.vtm").exists()
+    (d / "junk.json").write_text("{")
+    code = run(["unseal", "--in", str(d / "m.sealed"), "--key", str(d / "junk.json"),
+                "--out", str(d / "no.vtm")])  # fmt: skip
+    assert code == 2 and "key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("split", ["all", "first:2", "last:1", "slalom"])
+def test_enclave_run_gives_the_plain_predictions(files, capsys, split):
+    code = run(["enclave", "run", "--model", str(files / "m.vtm"), "--split", split,
+                "--batch", "150", "--json"])  # fmt: skip
+    result = out_json(capsys)
+    assert code == 0 and result["same_predictions_as_plain"] and result["examples"] == 450
+    assert result["ledger"]["calls"] >= 3 and len(result["measurement"]) == 64
+    if split == "slalom":
+        assert result["agreement_with_float"] > 0.9 and result["freivalds_error_bound"] < 1e-14
+    else:
+        assert result["identical_outputs"]
+
+
+def test_enclave_run_refuses_a_bad_split(files, capsys):
+    assert run(["enclave", "run", "--model", str(files / "m.vtm"), "--split", "middle"]) == 2
+    assert "bad split" in capsys.readouterr().err
+
+
+def test_attest_and_verify_quote_reject_replays_and_other_models(files, capsys):
+    d = files
+    assert run(["-q", "enclave", "device", "--id", "cam-1", "--out", str(d / "dev.json"),
+                "--seed", "4"]) == 0  # fmt: skip
+    common = ["--model", str(d / "m.vtm"), "--split", "last:1"]
+    assert run(["-q", "enclave", "attest", *common, "--device", str(d / "dev.json"),
+                "--nonce", "00ff", "--out", str(d / "q.json")]) == 0  # fmt: skip
+    verify = ["enclave", "verify-quote", "--quote", str(d / "q.json"), "--device-pub",
+              str(d / "dev.pub.json"), "--nonce", "00ff", "--seen", str(d / "seen.json"),
+              "--json"]  # fmt: skip
+    capsys.readouterr()
+    assert run([*verify, *common]) == 0 and out_json(capsys)["accepted"]
+    assert run([*verify, *common]) == 1 and "replayed" in out_json(capsys)["reason"]
+    other = ["--model", str(d / "m.vtm"), "--split", "last:2"]
+    assert run([*verify[:-3], "--json", *other]) == 1
+    assert "wrong measurement" in out_json(capsys)["reason"]
+    (d / "bad.json").write_text('{"format": "vtrust-quote"}')
+    code = run(["enclave", "verify-quote", "--quote", str(d / "bad.json"), "--device-pub",
+                str(d / "dev.pub.json"), "--nonce", "00ff", *common])  # fmt: skip
+    assert code == 2 and "quote" in capsys.readouterr().err
