@@ -80,6 +80,30 @@ def bar_plot(values: Mapping[str, float], *, title: str, ylabel: str) -> Figure:
     return fig
 
 
+def heatmap(
+    values: Sequence[Sequence[float]],
+    *,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    title: str,
+    label: str,
+) -> Figure:
+    """A labelled heatmap of ``values[row][column]`` (NaN cells left blank)."""
+    fig = Figure(figsize=(1.2 + 1.1 * len(columns), 1.2 + 0.5 * len(rows)))
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(columns)), labels=list(columns), rotation=30, ha="right")
+    ax.set_yticks(range(len(rows)), labels=list(rows))
+    for i, row in enumerate(values):
+        for j, v in enumerate(row):
+            if v == v:  # not NaN
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center",
+                        color="white" if v < 0.6 else "black", fontsize=8)  # fmt: skip
+    fig.colorbar(image, ax=ax, label=label)
+    ax.set_title(title)
+    return fig
+
+
 class Report:
     """Collects a command's results and writes JSON, Markdown and plots into one folder.
 

@@ -9,9 +9,11 @@ import click
 from vtrust import __version__, progress
 from vtrust.catalog import SECTIONS, list_entries
 from vtrust.cli.attack_cmd import attack
+from vtrust.cli.audit_cmd import audit
 from vtrust.cli.common import emit_json
 from vtrust.cli.defense_cmd import defense
 from vtrust.cli.enclave_cmd import enclave
+from vtrust.cli.evaluate_cmd import evaluate
 from vtrust.cli.proof_cmd import prove, quantize, verify
 from vtrust.cli.protect_cmd import keygen, scramble, seal, unscramble, unseal
 from vtrust.cli.watermark_cmd import gate, watermark
@@ -148,5 +150,5 @@ cli.add_command(prove)
 cli.add_command(verify)
 cli.add_command(watermark)
 cli.add_command(gate)
-for command in (keygen, scramble, unscramble, seal, unseal, enclave):
+for command in (keygen, scramble, unscramble, seal, unseal, enclave, evaluate, audit):
     cli.add_command(command)

@@ -1,0 +1,5 @@
+"""``python -m vtrust`` runs the command-line interface."""
+
+from vtrust.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""The matrix as Markdown tables and heatmaps (means over seeds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vtrust.report import Report, heatmap
+
+
+def summarise(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per (defense, attack): mean fidelity, thief accuracy, queries, flag rate."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in result["cells"]:
+        groups.setdefault((record["defense"], record["attack"]), []).append(record["result"])
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (defense, attack), rows in groups.items():
+        out.setdefault(defense, {})[attack] = {
+            "fidelity": float(np.mean([r["fidelity"] for r in rows])),
+            "thief_accuracy": float(np.mean([r["thief_accuracy"] for r in rows])),
+            "queries": float(np.mean([r["queries"] for r in rows])),
+            "flag_rate": float(np.mean([r["flagged"] for r in rows])),
+            "seeds": len(rows),
+        }
+    return out
+
+
+def write_report(result: dict[str, Any], out: str | Path) -> Path:
+    spec = result["spec"]
+    summary = summarise(result)
+    defenses, attacks = list(spec["defenses"]), list(spec["attacks"])
+    report = Report(f"Evaluation matrix — {Path(spec['target']).name}")
+    report.add_text(
+        f"{len(defenses)} defenses × {len(attacks)} attacks × {spec['seeds']} seeds at "
+        f"{spec['budget']} queries; means over seeds. Thief fidelity is agreement with the "
+        "victim on the test split; 'flagged' is the share of seeds in which the defense "
+        "flagged the attacker."
+    )
+    rows = []
+    for d in defenses:
+        for a in attacks:
+            s = summary[d][a]
+            rows.append([d, a, f"{s['fidelity']:.3f}", f"{s['thief_accuracy']:.3f}",
+                         f"{s['queries']:.0f}", f"{s['flag_rate']:.2f}"])  # fmt: skip
+    report.add_table("Cells", ["defense", "attack", "fidelity", "thief accuracy", "queries",
+                               "flagged"], rows)  # fmt: skip
+    report.add_figure(
+        "fidelity.png",
+        heatmap([[summary[d][a]["fidelity"] for a in attacks] for d in defenses],
+                rows=defenses, columns=attacks, title="Thief fidelity", label="fidelity"),
+        "Thief fidelity per defense (rows) and attack (columns).",
+    )  # fmt: skip
+    report.add_figure(
+        "flagged.png",
+        heatmap([[summary[d][a]["flag_rate"] for a in attacks] for d in defenses],
+                rows=defenses, columns=attacks, title="Attacker flagged", label="share of seeds"),
+        "Share of seeds in which the defense flagged the attacker.",
+    )  # fmt: skip
+    data = {**result, "summary": summary}
+    report.write(out, data, json_name="matrix.json")
+    return Path(out) / "report.md"
