@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.vtrust-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench lint clean reproduce
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-enable --benchmark-only
+
+reproduce: $(STAMP)
+	$(BIN)/python experiments/reproduce.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -7,6 +7,7 @@ headless and in threads.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,25 @@ def heatmap(
     fig.colorbar(image, ax=ax, label=label)
     ax.set_title(title)
     return fig
+
+
+_TIMING = re.compile(
+    r"(^seconds$|^stages$|_seconds$|_s$|_ms$|(^|_)ms_per_|_per_second$|_per_batch$|_over_"
+    r"|^ratio|^speedup)"
+)
+
+
+def without_timings(data: Any) -> Any:
+    """``data`` without the fields that measure time (``seconds``, ``*_s``, ``*_ms``,
+    ``*_per_second``, ``*_per_batch``, per-stage ``stages``, time ratios such as
+    ``field_over_torch``,
+    ``ratio*``, ``speedup*``): what must repeat exactly when a study is rerun with
+    the same seed."""
+    if isinstance(data, dict):
+        return {k: without_timings(v) for k, v in data.items() if not _TIMING.search(str(k))}
+    if isinstance(data, list):
+        return [without_timings(v) for v in data]
+    return data
 
 
 class Report:
