@@ -16,8 +16,8 @@ def run_twice(tmp_path, script, *args):
     outs = []
     for run in ("a", "b"):
         out = tmp_path / run
-        subprocess.run([sys.executable, str(ROOT / "experiments" / script), *args,
-                        "--out", str(out)], check=True, capture_output=True, timeout=600)  # fmt: skip
+        command = [sys.executable, str(ROOT / "experiments" / script), *args, "--out", str(out)]
+        subprocess.run(command, check=True, capture_output=True, timeout=600)
         outs.append(json.loads((out / "results.json").read_text()))
     return outs
 
