@@ -57,7 +57,7 @@ def mutations(doc):
     variant("count", lambda f: f.__setitem__("count", 0))
     variant("count-type", lambda f: f.__setitem__("count", "5"))
     variant("batch", lambda f: f.__setitem__("batch", 2**40))
-    variant("version", lambda f: f.__setitem__("version", 2))
+    variant("version", lambda f: f.__setitem__("version", 1))
     variant("field", lambda f: f.__setitem__("field", "2^31-1"))
     variant("model", lambda f: f.__setitem__("model_sha256", "0" * 64))
     variant("out-of-range", lambda f: f["messages"][0].__setitem__(0, p))

@@ -87,3 +87,16 @@ def test_bad_inputs_are_refused():
         F.mle(np.zeros(8, np.uint64), [1, 2])
     with pytest.raises(InputError):
         F.inverse(0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=40))
+def test_compact_bytes_is_injective_and_short_for_small_integers(values):
+    a = F.elements(np.array(values, dtype=object))
+    encoded = F.compact_bytes(a)
+    width = encoded[0]
+    codes = np.frombuffer(encoded[1:], dtype=f"<u{width}").astype(np.uint64)
+    decoded = [int(c) // 2 if c % 2 == 0 else -(int(c) + 1) // 2 for c in codes]
+    assert F.elements(np.array(decoded, dtype=object)).tolist() == a.tolist()
+    if all(-64 <= v < 64 for v in values):
+        assert width == 1 and len(encoded) == 1 + len(values)

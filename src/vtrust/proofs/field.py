@@ -64,6 +64,33 @@ def signed(a: np.ndarray) -> np.ndarray:
     return np.where(a > half, -((_P - a).astype(np.int64)), a.astype(np.int64))
 
 
+@numba.njit
+def _zigzag(a):
+    """Each element's signed representative v ∈ (−p/2, p/2) as 2v (v ≥ 0) or −2v − 1
+    (v < 0), and the largest of them."""
+    out = np.empty(a.shape[0], dtype=np.uint64)
+    half = _P >> np.uint64(1)
+    top = np.uint64(0)
+    for i in range(a.shape[0]):
+        v = a[i]
+        z = v << np.uint64(1) if v <= half else ((_P - v) << np.uint64(1)) - np.uint64(1)
+        out[i] = z
+        if z > top:
+            top = z
+    return out, top
+
+
+def compact_bytes(a: np.ndarray) -> bytes:
+    """Canonical bytes of field elements, short when they are small integers of either
+    sign (quantised inputs): one width byte w ∈ {1, 2, 4, 8}, then every element's
+    zigzag code (2v for v ≥ 0, −2v − 1 for v < 0, v its signed representative) in w
+    little-endian bytes. Injective for arrays of one length; hashing it instead of raw
+    uint64 saves most of the Fiat–Shamir statement's cost."""
+    codes, top = _zigzag(np.ascontiguousarray(a, dtype=np.uint64).ravel())
+    width = next(w for w in (1, 2, 4, 8) if int(top) < 1 << (8 * w))
+    return bytes([width]) + codes.astype(f"<u{width}").tobytes()
+
+
 def check(a: np.ndarray, what: str = "value") -> np.ndarray:
     """``a`` as a uint64 array of canonical elements, or :class:`InputError`."""
     arr = np.asarray(a)

@@ -23,7 +23,7 @@ from vtrust.proofs.circuit import Circuit
 from vtrust.proofs.protocol import message_kinds
 
 FORMAT = "vtrust-proof"
-VERSION = 1
+VERSION = 2  # 2: inputs and outputs absorbed in the compact encoding
 FIELD = "2^61-1"
 
 

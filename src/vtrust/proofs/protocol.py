@@ -66,8 +66,8 @@ def check_soundness(circuit: Circuit) -> float:
 def statement(circuit: Circuit, x: np.ndarray, outputs: np.ndarray) -> S.Transcript:
     """A transcript that has absorbed the statement: circuit, inputs and outputs."""
     t = S.Transcript(bytes.fromhex(circuit.sha256()))  # cached per circuit object
-    t.absorb("inputs", np.ascontiguousarray(x, "<u8").tobytes())
-    t.absorb("outputs", np.ascontiguousarray(outputs, "<u8").tobytes())
+    t.absorb("inputs", F.compact_bytes(x))
+    t.absorb("outputs", F.compact_bytes(outputs))
     return t
 
 

@@ -222,7 +222,7 @@ class Transcript:
     counter and rejecting values ≥ p (no modular bias)."""
 
     def __init__(self, domain: bytes) -> None:
-        self.state = hashlib.sha256(b"vtrust-transcript/1\x00" + domain).digest()
+        self.state = hashlib.sha256(b"vtrust-transcript/2\x00" + domain).digest()
 
     def absorb(self, label: str, values: list[int] | bytes) -> None:
         data = (
