@@ -105,3 +105,31 @@ def test_attest_and_verify_quote_reject_replays_and_other_models(files, capsys):
     code = run(["enclave", "verify-quote", "--quote", str(d / "bad.json"), "--device-pub",
                 str(d / "dev.pub.json"), "--nonce", "00ff", *common])  # fmt: skip
     assert code == 2 and "quote" in capsys.readouterr().err
+
+
+def test_malformed_identities_public_keys_and_nonce_lists_are_one_line_errors(files, capsys):
+    d = files
+    assert run(["-q", "enclave", "device", "--id", "cam-9", "--out", str(d / "d9.json"),
+                "--seed", "9"]) == 0  # fmt: skip
+    common = ["--model", str(d / "m.vtm"), "--split", "all"]
+    assert run(["-q", "enclave", "attest", *common, "--device", str(d / "d9.json"),
+                "--nonce", "ab", "--out", str(d / "q9.json")]) == 0  # fmt: skip
+    bad = {"identity.json": '{"format": "vtrust-device-identity", "device": "x", "root": "zz"}',
+           "pub.json": '{"device": "cam-9"}', "seen.json": '{"not": "a list"}',
+           "junk.json": "[" * 50_000}  # fmt: skip
+    for name, text in bad.items():
+        (d / name).write_text(text)
+    capsys.readouterr()
+    for junk in ("identity.json", "junk.json"):
+        code = run(["enclave", "attest", *common, "--device", str(d / junk), "--nonce", "ab",
+                    "--out", str(d / "never.json")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "internal" not in err
+        assert not (d / "never.json").exists()
+    verify = ["enclave", "verify-quote", "--quote", str(d / "q9.json"), "--nonce", "ab", *common]
+    for pub, seen in (("pub.json", None), ("junk.json", None), ("d9.pub.json", "seen.json")):
+        extra = ["--seen", str(d / seen)] if seen else []
+        code = run([*verify, "--device-pub", str(d / pub), *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "internal" not in err, (pub, seen)
+    assert (d / "seen.json").read_text() == '{"not": "a list"}'  # untouched

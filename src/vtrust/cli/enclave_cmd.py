@@ -39,6 +39,18 @@ def _read_json(path: Path, what: str):
         raise AttestationError(f"{path}: not a readable {what} (JSON)") from None
 
 
+def _used_nonces(seen: Path | None) -> set[str]:
+    """The nonces a verifier has already accepted (a JSON list of strings)."""
+    from vtrust.errors import AttestationError
+
+    if seen is None or not seen.exists():
+        return set()
+    doc = _read_json(seen, "nonce list")
+    if not isinstance(doc, list) or not all(isinstance(n, str) for n in doc):
+        raise AttestationError(f"{seen}: a nonce list is a JSON list of strings")
+    return set(doc)
+
+
 @click.group()
 def enclave() -> None:
     """Simulated enclave: split execution and attestation."""
@@ -161,7 +173,7 @@ def verify_quote(quote_file, device_pub, model_file, split, nonce, seen, as_json
     runner, _, _ = _runner(model_file, split, 0)
     if runner.enclave is None:
         raise click.UsageError("split 'none' has no enclave to attest")
-    used = set(_read_json(seen, "nonce list")) if seen is not None and seen.exists() else set()
+    used = _used_nonces(seen)
     verifier = QuoteVerifier([device], runner.enclave.measurement)
     if nonce not in used:
         verifier.expect(nonce)
