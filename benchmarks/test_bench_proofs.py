@@ -15,7 +15,12 @@ import torch
 
 from vtrust.proofs import field as F
 from vtrust.proofs.costs import measure, random_circuit, torch_twin
-from vtrust.proofs.protocol import PreparedVerifier, prove_noninteractive, verify_noninteractive
+from vtrust.proofs.protocol import (
+    PROTOCOLS,
+    PreparedVerifier,
+    prove_noninteractive,
+    verify_noninteractive,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +42,20 @@ def test_field_forward(benchmark, setting):
         benchmark.extra_info.update(costs.to_json())
 
 
-def test_extra_prover(benchmark, setting):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_extra_prover(benchmark, setting, protocol):
     circuit, x = setting
     values = circuit.forward(x)
-    outputs, messages = benchmark(prove_noninteractive, circuit, x, values)
+    outputs, messages = benchmark(prove_noninteractive, circuit, x, values, protocol=protocol)
     assert len(messages) > 0 and outputs.shape == (64, 16)
 
 
-def test_verify(benchmark, setting):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_verify(benchmark, setting, protocol):
     circuit, x = setting
-    outputs, messages = prove_noninteractive(circuit, x)
+    outputs, messages = prove_noninteractive(circuit, x, protocol=protocol)
     prepared = PreparedVerifier.prepare(circuit)
-    result = benchmark(verify_noninteractive, prepared, x, outputs, messages)
+    result = benchmark(verify_noninteractive, prepared, x, outputs, messages, protocol=protocol)
     assert (result == outputs).all()
 
 

@@ -68,8 +68,11 @@ def proofs(r: dict) -> str:
     if "timit" not in r:
         return text
     c = r["timit"]
+    layered = r.get("timit_layered")
     rows = [["field forward / torch float32", _f(c["field_over_torch"], 2), "≤ 25"],
-            ["extra prover / field forward", _f(c["extra_prover_over_field"]), "≤ 0.10"],
+            ["extra prover / field forward (fused)", _f(c["extra_prover_over_field"]), "≤ 0.10"],
+            *([["extra prover / field forward (layered)",
+                _f(layered["extra_prover_over_field"]), "≤ 0.10"]] if layered else []),
             ["verifier / field forward", _f(c["verify_over_field"]), "≤ 0.10"],
             ["execute + prove (s)", _f(c["prove_s"], 2), "< 23.9 (SafetyNets)"],
             ["proof (KB)", _f(c["proof_kb"], 1), ""]]  # fmt: skip

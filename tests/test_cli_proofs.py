@@ -41,6 +41,20 @@ def test_an_honest_proof_is_accepted(capsys, proved):
     assert doc["count"] == 5 and doc["field"] == "2^61-1"
 
 
+def test_a_layered_proof_is_accepted_and_longer(capsys, proved):
+    d, tuned, doc = proved
+    assert doc["protocol"] == "fused"
+    out = d / "layered.json"
+    assert run(["-q", "prove", "--model", str(tuned), "--circuit", "quad-digits", "--input",
+                str(d / "x.npy"), "--out", str(out), "--protocol", "layered"]) == 0  # fmt: skip
+    capsys.readouterr()
+    layered = json.loads(out.read_text())
+    assert layered["protocol"] == "layered" and len(layered["messages"]) > len(doc["messages"])
+    code, result = verify_file(capsys, tuned, out)
+    _, fused = verify_file(capsys, tuned, d / "p.json")
+    assert code == 0 and result["predictions"] == fused["predictions"]
+
+
 def mutations(doc):
     """(name, document) pairs: one forged or malformed variant each."""
     p = 2**61 - 1
@@ -70,6 +84,9 @@ def mutations(doc):
     variant("nested", lambda f: f["inputs"].__setitem__(0, [[1]]))
     variant("circuit-params", lambda f: f["circuit"].__setitem__("params", {"batch": "x"}))
     variant("circuit-type", lambda f: f.__setitem__("circuit", [1, 2]))
+    variant("other-protocol", lambda f: f.__setitem__("protocol", "layered"))
+    variant("unknown-protocol", lambda f: f.__setitem__("protocol", "magic"))
+    variant("no-protocol", lambda f: f.pop("protocol"))
     return out
 
 
@@ -113,18 +130,19 @@ def test_random_byte_flips_never_escape_as_other_exceptions(proved, tmp_path):
         try:
             document = read_header(path)
             x, outputs, messages, _ = parse_statement(document, circuit, model_sha256(model))
-            verify_noninteractive(prepared, x, outputs, messages)
+            verify_noninteractive(prepared, x, outputs, messages, protocol=document["protocol"])
         except ProofRejected:
             continue
         # a flip that leaves the proof valid can only have hit bytes outside the statement
-        # (the circuit entry's name and description are informational)
-        assert statement_of(json.loads(bytes(flipped))) == statement_of(doc)
+        after, before = statement_of(json.loads(bytes(flipped))), statement_of(doc)
+        assert after == before, [k for k in before if after.get(k) != before[k]]
 
 
 def statement_of(document):
+    """What the verifier uses: everything but the circuit entry's informational keys
+    (name, description, section, kind) — of the entry, only its params count."""
     out = copy.deepcopy(document)
-    out["circuit"].pop("description", None)
-    out["circuit"].pop("name", None)
+    out["circuit"] = {"params": out["circuit"].get("params")}
     return out
 
 

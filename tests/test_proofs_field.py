@@ -32,6 +32,31 @@ def test_field_axioms(a, b, c):
         assert F.mul(A, arr([int(F.inverse(a))])) == 1
 
 
+def test_products_at_the_limb_boundaries_are_exact():
+    """The vectorised product splits operands at bit 32 and folds at bits 29/61: every
+    pair of values at those edges (and p − 1) against Python integers, elementwise and
+    in the sums and matrix-vector products that use it."""
+    edges = [0, 1, 2, (1 << 29) - 1, 1 << 29, (1 << 32) - 1, 1 << 32, (1 << 32) + 1,
+             (1 << 60) - 1, 1 << 60, (1 << 61) - 3, F.P - 1]  # fmt: skip
+    a = arr([x for x in edges for _ in edges])
+    b = arr([y for _ in edges for y in edges])
+    assert F.mul(a, b).tolist() == [int(x) * int(y) % F.P for x, y in zip(a, b, strict=True)]
+    assert int(F.inner(a, b)) == sum(int(x) * int(y) for x, y in zip(a, b, strict=True)) % F.P
+    m = b.reshape(len(edges), len(edges))
+    v = arr(edges)
+    want = [sum(edges[i] * int(m[i, j]) for i in range(len(edges))) % F.P
+            for j in range(len(edges))]  # fmt: skip
+    assert F.vecmat(v, m).tolist() == want
+
+
+@settings(max_examples=50, deadline=None)
+@given(values=st.lists(st.integers(0, F.P - 1), max_size=30))
+def test_batch_inverse_inverts_every_nonzero_value(values):
+    inverses = F.batch_inverse(values)
+    products = [v * i % F.P for v, i in zip(values, inverses, strict=True)]
+    assert products == [1 if v else 0 for v in values]
+
+
 @settings(max_examples=100, deadline=None)
 @given(a=vectors, seed=st.integers(0, 2**32 - 1))
 def test_elementwise_and_sums_match_galois(a, seed):
@@ -57,6 +82,22 @@ def test_matmul_is_exact_across_chunks(n, k, m, seed):
     want_w = [[sum(int(a[i, t]) * int(w[t, j]) for t in range(k)) % F.P for j in range(m)]
               for i in range(n)]  # fmt: skip
     assert (F.matmul_small(a, w) == np.array(want_w, dtype=np.uint64)).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(k=st.integers(1, 2100), m=st.integers(1, 5), bits=st.sampled_from([3, 8, 16, 24]),
+       seed=st.integers(0, 99))  # fmt: skip
+def test_vecmat_small_is_exact_for_every_weight_width(k, m, bits, seed):
+    """int8, int16 (several float64 chunks of rows at 16 bits) and the float64 fallback
+    for wider weights, with edge values in the vector."""
+    rng = np.random.default_rng(seed)
+    v = rng.integers(0, F.P, k, dtype=np.uint64)
+    v[: min(k, 3)] = [F.P - 1, (1 << 31) - 1, 1 << 31][: min(k, 3)]
+    w = rng.integers(-(2 ** (bits - 1)) + 1, 2 ** (bits - 1), (k, m))
+    small = F.SmallMatrix(w)
+    assert (small.narrow is None) == (bits > 16)
+    want = [sum(int(v[t]) * int(w[t, j]) for t in range(k)) % F.P for j in range(m)]
+    assert F.vecmat_small(v, small).tolist() == want
 
 
 @settings(max_examples=60, deadline=None)

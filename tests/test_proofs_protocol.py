@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vtrust.errors import ProofRejected
+from vtrust.errors import InputError, ProofRejected
 from vtrust.proofs import field as F
 from vtrust.proofs import protocol as PR
 from vtrust.proofs.circuit import Circuit, Linear, Square
@@ -34,51 +34,76 @@ def random_inputs(rng, circuit):
     seed=st.integers(0, 10_000),
     batch=st.sampled_from([1, 2, 8]),
     dims=st.lists(st.sampled_from([1, 2, 4, 8, 16]), min_size=2, max_size=4),
+    squares_first=st.booleans(),
+    protocol=st.sampled_from(PR.PROTOCOLS),
 )
-def test_honest_proofs_verify_in_both_modes(seed, batch, dims):
+def test_honest_proofs_verify_in_both_modes(seed, batch, dims, squares_first, protocol):
+    """Interactive and Fiat–Shamir, fused and layered, circuits starting with a Linear
+    or a Square layer."""
     rng = np.random.default_rng(seed)
     circuit = random_circuit(rng, batch, dims)
+    if squares_first:
+        circuit = Circuit((Square(dims[0]), *circuit.layers), batch, dims[0], dims[-1])
     x = random_inputs(rng, circuit)
     truth = circuit.forward(x)[-1]
-    assert (PR.run_interactive(circuit, x, seed=seed) == truth).all()
-    outputs, messages = PR.prove_noninteractive(circuit, x)
+    assert (PR.run_interactive(circuit, x, seed=seed, protocol=protocol) == truth).all()
+    outputs, messages = PR.prove_noninteractive(circuit, x, protocol=protocol)
     prepared = PR.PreparedVerifier.prepare(circuit)
-    assert (PR.verify_noninteractive(prepared, x, outputs, messages) == truth).all()
+    verified = PR.verify_noninteractive(prepared, x, outputs, messages, protocol=protocol)
+    assert (verified == truth).all()
 
 
-@pytest.fixture(scope="module")
-def setting():
+@pytest.fixture(scope="module", params=PR.PROTOCOLS)
+def setting(request):
     rng = np.random.default_rng(7)
     circuit = random_circuit(rng, 4, [8, 16, 8, 4])
     x = random_inputs(rng, circuit)
-    outputs, messages = PR.prove_noninteractive(circuit, x)
-    return circuit, x, outputs, messages
+    outputs, messages = PR.prove_noninteractive(circuit, x, protocol=request.param)
+    return circuit, x, outputs, messages, request.param
 
 
-def rejects(circuit, x, outputs, messages):
+def rejects(circuit, x, outputs, messages, protocol):
+    prepared = PR.PreparedVerifier.prepare(circuit)
     with pytest.raises(ProofRejected):
-        PR.verify_noninteractive(PR.PreparedVerifier.prepare(circuit), x, outputs, messages)
+        PR.verify_noninteractive(prepared, x, outputs, messages, protocol=protocol)
+
+
+def test_the_fused_protocol_is_shorter_and_each_protocol_rejects_the_others_proofs():
+    rng = np.random.default_rng(3)
+    circuit = random_circuit(rng, 4, [8, 16, 8, 4])
+    x = random_inputs(rng, circuit)
+    kinds = {p: [stage.kind for stage in PR.stages(circuit, p)] for p in PR.PROTOCOLS}
+    assert kinds == {"fused": ["fused", "fused", "input"],
+                     "layered": ["linear", "square", "linear", "square", "linear"]}  # fmt: skip
+    proofs = {p: PR.prove_noninteractive(circuit, x, protocol=p) for p in PR.PROTOCOLS}
+    assert len(proofs["fused"][1]) < len(proofs["layered"][1])
+    fused = PR.soundness(circuit, "fused")["total"]
+    assert 0 < fused < PR.soundness(circuit, "layered")["total"]
+    for made, checked in (("fused", "layered"), ("layered", "fused")):
+        rejects(circuit, x, *proofs[made], checked)
+    with pytest.raises(InputError, match="protocol"):
+        PR.stages(circuit, "magic")
 
 
 def test_every_single_output_change_is_rejected(setting):
-    circuit, x, outputs, messages = setting
+    circuit, x, outputs, messages, protocol = setting
     for i in range(outputs.size):
         forged = outputs.copy().ravel()
         forged[i] = F.add(forged[i : i + 1], np.uint64(1))[0]
-        rejects(circuit, x, forged.reshape(outputs.shape), messages)
+        rejects(circuit, x, forged.reshape(outputs.shape), messages, protocol)
 
 
 def test_every_single_message_change_is_rejected(setting):
-    circuit, x, outputs, messages = setting
+    circuit, x, outputs, messages, protocol = setting
     for m in range(len(messages)):
         for j in range(len(messages[m])):
             forged = [list(v) for v in messages]
             forged[m][j] = (forged[m][j] + 1) % F.P
-            rejects(circuit, x, outputs, forged)
+            rejects(circuit, x, outputs, forged, protocol)
 
 
 def test_changed_weights_bias_or_input_are_rejected(setting):
-    circuit, x, outputs, messages = setting
+    circuit, x, outputs, messages, protocol = setting
     for index, layer in enumerate(circuit.layers):
         if not isinstance(layer, Linear):
             continue
@@ -89,14 +114,15 @@ def test_changed_weights_bias_or_input_are_rejected(setting):
         for changed in (dataclasses.replace(layer, weight=w), dataclasses.replace(layer, bias=b)):
             layers = list(circuit.layers)
             layers[index] = changed
-            rejects(dataclasses.replace(circuit, layers=tuple(layers)), x, outputs, messages)
+            other = dataclasses.replace(circuit, layers=tuple(layers))
+            rejects(other, x, outputs, messages, protocol)
     x2 = x.copy()
     x2[0, 0] = F.add(x2[:1, 0], np.uint64(1))[0]
-    rejects(circuit, x2, outputs, messages)
+    rejects(circuit, x2, outputs, messages, protocol)
 
 
 def test_a_cheating_prover_with_a_wrong_forward_pass_is_caught_interactively(setting):
-    circuit, x, _, _ = setting
+    circuit, x, _, _, protocol = setting
 
     class Cheat(PR.Prover):
         def run(self, x):  # claims outputs of a slightly different input
@@ -105,9 +131,9 @@ def test_a_cheating_prover_with_a_wrong_forward_pass_is_caught_interactively(set
             yield from super().run(x)
 
     prepared = PR.PreparedVerifier.prepare(circuit)
-    check = PR.verifier(prepared, x, PR.RandomChallenges(1))
+    check = PR.verifier(prepared, x, PR.RandomChallenges(1), protocol)
     next(check)
-    prover = Cheat(circuit).run(x)
+    prover = Cheat(circuit, protocol).run(x)
     message = next(prover)
     with pytest.raises(ProofRejected, match="input"):
         while True:
@@ -130,14 +156,15 @@ def test_a_cheating_prover_with_a_wrong_forward_pass_is_caught_interactively(set
     ],
 )
 def test_malformed_messages_raise_proof_rejected_only(setting, mutate):
-    circuit, x, outputs, messages = setting
-    rejects(circuit, x, outputs, mutate([list(v) for v in messages]))
+    circuit, x, outputs, messages, protocol = setting
+    rejects(circuit, x, outputs, mutate([list(v) for v in messages]), protocol)
 
 
 def test_soundness_bound_is_stated_and_small(setting):
-    circuit = setting[0]
-    bound = PR.soundness(circuit)
-    assert 0 < bound["total"] < 2**-40 and len(bound["layers"]) == len(circuit.layers)
+    circuit, protocol = setting[0], setting[4]
+    bound = PR.soundness(circuit, protocol)
+    assert 0 < bound["total"] < 2**-40
+    assert len(bound["stages"]) == len(PR.stages(circuit, protocol))
 
 
 def test_prover_and_verifier_in_different_processes(setting):
@@ -145,13 +172,13 @@ def test_prover_and_verifier_in_different_processes(setting):
 
     from vtrust.proofs.remote import serve_prover, verify_remote
 
-    circuit, x, _, _ = setting
+    circuit, x, _, _, protocol = setting
     ctx = multiprocessing.get_context("spawn")
     here, there = ctx.Pipe()
-    child = ctx.Process(target=serve_prover, args=(there, circuit, x))
+    child = ctx.Process(target=serve_prover, args=(there, circuit, x, protocol))
     child.start()
     try:
-        outputs = verify_remote(here, circuit, x, seed=3)
+        outputs = verify_remote(here, circuit, x, seed=3, protocol=protocol)
     finally:
         child.join(timeout=60)
     assert child.exitcode == 0
@@ -168,30 +195,41 @@ def test_circuits_whose_soundness_bound_exceeds_2_to_the_minus_40_are_refused(se
         PR.PreparedVerifier.prepare(circuit)
 
 
-def _plain_square_rounds(z, q, rs):
-    """Reference: each round's g(t) = Σ_rest eq(q, (r…, t, rest)) z(r…, t, rest)², t = 0..3,
-    from full tables folded one variable at a time."""
-    e_table, z_table, rounds = F.eq_table(q), z, []
+def _fold_top(table, r):
+    """Fix an MLE table's highest variable to r."""
+    half = len(table) // 2
+    low, high = table[:half], table[half:]
+    return F.add(low, F.mul(np.uint64(r), F.sub(high, low)))
+
+
+def _plain_square_rounds(z, q, rs, weights=None):
+    """Reference: each round's g(t) = Σ_rest A(rest, t, r…) z(rest, t, r…)², t = 0..3,
+    A = eq(q, ·) (or the table ``weights``), from full tables folded one variable at a
+    time, the highest first."""
+    e_table = F.eq_table(q) if weights is None else weights
+    z_table, rounds = z, []
     for r in rs:
         rounds.append([
-            int(F.total(F.mul(F.fold(e_table, t), F.mul(F.fold(z_table, t), F.fold(z_table, t)))))
+            int(F.total(F.mul(_fold_top(e_table, t), F.mul(_fold_top(z_table, t),
+                                                           _fold_top(z_table, t)))))
             for t in range(4)
         ])  # fmt: skip
-        e_table, z_table = F.fold(e_table, r), F.fold(z_table, r)
+        e_table, z_table = _fold_top(e_table, r), _fold_top(z_table, r)
     return rounds, int(z_table[0])
 
 
 @settings(max_examples=40, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
-    m=st.integers(1, 6),
-    known_squares=st.booleans(),
-    zero_at=st.integers(-1, 5),
+    m=st.integers(1, 7),
+    low_variables=st.sampled_from([0, 1, 2, 10]),
+    zero_at=st.integers(-1, 6),
 )
-def test_square_prover_matches_the_plain_sum_check(seed, m, known_squares, zero_at):
-    """The factored prover (h(1) from the running claim, fused folding, optional known
-    squares) sends exactly the plain form's messages, also when a coordinate of the point
-    or a challenge is 0 (then h(1) cannot be derived and is summed)."""
+def test_square_prover_matches_the_plain_sum_check(seed, m, low_variables, zero_at):
+    """The factored prover (h(1) from the running claim, h(2) from a cross term, eq split
+    into a low and a high table, fused folding) sends exactly the plain form's messages,
+    for every split of the variables, also when a coordinate of the point or a challenge
+    is 0 (then h(1) cannot be derived and is summed)."""
     from vtrust.proofs import sumcheck as S
 
     rng = np.random.default_rng(seed)
@@ -201,13 +239,46 @@ def test_square_prover_matches_the_plain_sum_check(seed, m, known_squares, zero_
     if 0 <= zero_at < m:
         q[zero_at] = 0
         rs[(zero_at + 1) % m] = 0
+        if zero_at + 1 < m:
+            q[zero_at + 1] = 0  # two zero coordinates in a row
     claim = int(F.inner(F.eq_table(q), F.mul(z, z)))
     expected, final = _plain_square_rounds(z, q, rs)
-    prover = S.SquareProver(z, q, claim, squares=F.mul(z, z) if known_squares else None)
+    prover = S.SquareProver.for_eq(z, q, claim, low_variables=low_variables)
     for r, want in zip(rs, expected, strict=True):
         got = prover.message()
         assert got == want and (got[0] + got[1]) % F.P == claim
         claim = S.interpolate(got, r)
         prover.bind(r)
-    assert prover.final == final  # z at the bound point
-    assert claim == S.eq_value(q, rs) * final * final % F.P  # what the verifier checks
+    assert prover.final == final == int(F.mle(z, rs[::-1]))  # z at the bound point
+    assert claim == S.eq_value(q, rs[::-1]) * final * final % F.P  # what the verifier checks
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), low=st.integers(0, 4), high=st.integers(0, 4),
+       zero_at=st.integers(-1, 3))  # fmt: skip
+def test_square_prover_with_any_low_weights_matches_the_plain_sum_check(seed, low, high, zero_at):
+    """The fused stage's claim Σ eq(r_b, hi) w(lo) z(lo, hi)² for arbitrary weights w."""
+    from vtrust.proofs import sumcheck as S
+
+    rng = np.random.default_rng(seed)
+    m = low + high
+    z = rng.integers(0, F.P, 1 << m, dtype=np.uint64)
+    w = rng.integers(0, F.P, 1 << low, dtype=np.uint64)
+    qh = [int(v) for v in rng.integers(0, F.P, high, dtype=np.uint64)]
+    if 0 <= zero_at < high:
+        qh[zero_at] = 0
+    rs = [int(v) for v in rng.integers(0, F.P, m, dtype=np.uint64)]
+    weights = np.array([int(a) * int(b) % F.P for a in F.eq_table(qh) for b in w], np.uint64)
+    claim = int(F.inner(weights, F.mul(z, z)))
+    expected, final = _plain_square_rounds(z, None, rs, weights=weights)
+    prover = S.SquareProver(z, qh, w, claim)
+    assert prover.rounds == m
+    for r, want in zip(rs, expected, strict=True):
+        got = prover.message()
+        assert got == want and (got[0] + got[1]) % F.P == claim
+        claim = S.interpolate(got, r)
+        prover.bind(r)
+    bound = rs[::-1]
+    assert prover.final == final == int(F.mle(z, bound))
+    w_at = int(F.mle(w, bound[:low])) if low else int(w[0])
+    assert claim == S.eq_value(qh, bound[low:]) * w_at * final * final % F.P

@@ -74,8 +74,15 @@ def quantize(model_file, circuit_name, out, epochs, seed, as_json):
 @click.option("--circuit", "circuit_name", required=True, help="Circuit name or TOML.")
 @click.option("--input", "input_file", type=_FILE, required=True, help="Images (N, C, H, W) .npy.")
 @click.option("--out", type=_FILE, required=True, help="Where to write the proof (JSON).")
+@click.option(
+    "--protocol",
+    type=click.Choice(["fused", "layered"]),
+    default="fused",
+    show_default=True,
+    help="fused: a linear layer over x² in one sum-check; layered: every layer on its own.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def prove(model_file, circuit_name, input_file, out, as_json):
+def prove(model_file, circuit_name, input_file, out, protocol, as_json):
     """Compute the outputs for a batch of inputs and a proof that the model produced them."""
     import numpy as np
 
@@ -100,7 +107,7 @@ def prove(model_file, circuit_name, input_file, out, as_json):
         raise InputError(f"a proof covers 1..{circuit.batch} images, got {len(images)}")
     x = circuit.pad_inputs(F.elements(quantize_inputs(images, compiled.spec)))
     started = time.perf_counter()
-    outputs, messages = prove_noninteractive(circuit, x)
+    outputs, messages = prove_noninteractive(circuit, x, protocol=protocol)
     seconds = time.perf_counter() - started
     document = proof_document(
         circuit=circuit,
@@ -110,6 +117,7 @@ def prove(model_file, circuit_name, input_file, out, as_json):
         count=len(images),
         outputs=outputs,
         messages=messages,
+        protocol=protocol,
     )
     path = write_proof(out, document)
     logits = F.signed(outputs[: len(images), : circuit.n_outputs])
@@ -119,6 +127,7 @@ def prove(model_file, circuit_name, input_file, out, as_json):
         "proof_kb": path.stat().st_size / 1024,
         "prove_seconds": seconds,
         "circuit_sha256": circuit.sha256(),
+        "protocol": protocol,
     }
     if as_json:
         emit_json(result)
@@ -167,7 +176,7 @@ def verify(model_file, proof_file, circuit_name, as_json):
         precompute = time.perf_counter() - started
         inputs, outputs, messages, count = parse_statement(document, circuit, digest)
         started = time.perf_counter()
-        verify_noninteractive(prepared, inputs, outputs, messages)
+        verify_noninteractive(prepared, inputs, outputs, messages, protocol=document["protocol"])
         seconds = time.perf_counter() - started
     except ProofRejected as exc:
         if as_json:

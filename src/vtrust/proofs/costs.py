@@ -57,6 +57,7 @@ def torch_twin(circuit: Circuit) -> nn.Module:
 
 @dataclass(frozen=True)
 class ProofCosts:
+    protocol: str  # "fused" or "layered" (see vtrust.proofs.protocol)
     torch_forward: float
     field_forward: float
     extra_prover: float  # proving from the layer values the forward pass computed
@@ -66,8 +67,9 @@ class ProofCosts:
     proof_kb: float  # prover messages
     statement_kb: float  # inputs and outputs
 
-    def to_json(self) -> dict[str, float]:
+    def to_json(self) -> dict[str, float | str]:
         return {
+            "protocol": self.protocol,
             "torch_forward_s": self.torch_forward,
             "field_forward_s": self.field_forward,
             "prove_s": self.prove,
@@ -82,7 +84,9 @@ class ProofCosts:
         }
 
 
-def measure(circuit: Circuit, x: np.ndarray, *, repeats: int = 5) -> ProofCosts:
+def measure(
+    circuit: Circuit, x: np.ndarray, *, repeats: int = 5, protocol: str = "fused"
+) -> ProofCosts:
     """Time every stage (median of ``repeats``, after one warm-up run that compiles the
     kernels). The extra prover time is timed directly — a Fiat–Shamir proof from the
     layer values of the forward pass — not as a difference of two noisy timings."""
@@ -94,17 +98,21 @@ def measure(circuit: Circuit, x: np.ndarray, *, repeats: int = 5) -> ProofCosts:
         torch_forward = median_seconds(lambda: twin(xt), repeats)
     values = circuit.forward(x)
     field_forward = median_seconds(lambda: circuit.forward(x), repeats)
-    outputs, messages = prove_noninteractive(circuit, x, values)
-    extra_prover = median_seconds(lambda: prove_noninteractive(circuit, x, values), repeats)
-    prove = median_seconds(lambda: prove_noninteractive(circuit, x), repeats)
+    outputs, messages = prove_noninteractive(circuit, x, values, protocol=protocol)
+    extra_prover = median_seconds(
+        lambda: prove_noninteractive(circuit, x, values, protocol=protocol), repeats
+    )
+    prove = median_seconds(lambda: prove_noninteractive(circuit, x, protocol=protocol), repeats)
     # the verifier's precompute on circuit objects that have not cached anything yet
     precompute = median_seconds(
         lambda: PreparedVerifier.prepare(dataclasses.replace(circuit)), repeats
     )
     prepared = PreparedVerifier.prepare(dataclasses.replace(circuit))
-    verify_noninteractive(prepared, x, outputs, messages)
-    verify = median_seconds(lambda: verify_noninteractive(prepared, x, outputs, messages), repeats)
+    verify_noninteractive(prepared, x, outputs, messages, protocol=protocol)
+    verify = median_seconds(
+        lambda: verify_noninteractive(prepared, x, outputs, messages, protocol=protocol), repeats
+    )
     proof_kb = len(json.dumps(messages, separators=(",", ":"))) / 1024
     statement_kb = len(json.dumps([x.tolist(), outputs.tolist()], separators=(",", ":"))) / 1024
-    return ProofCosts(torch_forward, field_forward, extra_prover, prove, precompute, verify,
-                      proof_kb, statement_kb)  # fmt: skip
+    return ProofCosts(protocol, torch_forward, field_forward, extra_prover, prove, precompute,
+                      verify, proof_kb, statement_kb)  # fmt: skip

@@ -20,10 +20,10 @@ from vtrust._io import atomic_write_text, parse_json
 from vtrust.errors import ProofRejected
 from vtrust.proofs import field as F
 from vtrust.proofs.circuit import Circuit
-from vtrust.proofs.protocol import message_kinds
+from vtrust.proofs.protocol import PROTOCOLS, message_kinds
 
 FORMAT = "vtrust-proof"
-VERSION = 2  # 2: inputs and outputs absorbed in the compact encoding
+VERSION = 3  # 2: inputs/outputs absorbed compactly; 3: protocol named, square rounds top-down
 FIELD = "2^61-1"
 
 
@@ -36,6 +36,7 @@ def proof_document(
     count: int,
     outputs: np.ndarray,
     messages: list[list[int]],
+    protocol: str = "fused",
 ) -> dict[str, Any]:
     """The JSON document of a Fiat–Shamir proof (``inputs``/``outputs`` padded)."""
     return {
@@ -43,6 +44,7 @@ def proof_document(
         "version": VERSION,
         "field": FIELD,
         "mode": "fiat-shamir",
+        "protocol": protocol,
         "circuit": circuit_entry,
         "circuit_sha256": circuit.sha256(),
         "model_sha256": model_sha256,
@@ -77,6 +79,8 @@ def read_header(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> di
             raise ProofRejected(f"{key} must be {want!r}")
     if document.get("mode") != "fiat-shamir":
         raise ProofRejected("only Fiat–Shamir proofs are stored in files")
+    if document.get("protocol") not in PROTOCOLS:
+        raise ProofRejected(f"protocol must be one of {', '.join(PROTOCOLS)}")
     if not isinstance(document.get("circuit"), dict):
         raise ProofRejected("the circuit description is missing")
     return document
@@ -110,7 +114,7 @@ def parse_statement(document: dict[str, Any], circuit: Circuit, model_sha256: st
     inputs = _matrix(document.get("inputs"), (circuit.batch, circuit.input_width), "inputs")
     outputs = _matrix(document.get("outputs"), (circuit.batch, circuit.output_width), "outputs")
     messages = document.get("messages")
-    kinds = message_kinds(circuit)
+    kinds = message_kinds(circuit, document["protocol"])
     if not isinstance(messages, list) or len(messages) != len(kinds):
         raise ProofRejected(f"a proof for this circuit has {len(kinds)} messages")
     return inputs, outputs, messages, count

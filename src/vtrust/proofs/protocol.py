@@ -2,21 +2,31 @@
 
 The prover evaluates every layer, then proves from the output back to the input,
 GKR-style. The verifier starts from the MLE of the claimed outputs at a random point;
-each layer turns a claim "MLE of my output at point q equals v" into a claim about the
-MLE of its input:
+each stage turns a claim "MLE of this layer's output at point q equals v" into a claim
+about the MLE of the stage's input:
 
 * :class:`~vtrust.proofs.circuit.Square`: ``Ỹ(q) = Σ_x eq(q, x) Z̃(x)²`` by a degree-3
-  sum-check over all of the layer's variables; the prover's final message is ``Z̃(s)``.
+  sum-check over all of the layer's variables, highest first; the prover's final
+  message is ``Z̃(s)``.
 * :class:`~vtrust.proofs.circuit.Linear`: subtract the bias MLE, then
   ``P̃(r_o, r_b) = Σ_k X̃(r_b, k) W̃(r_o, k)`` by a degree-2 sum-check over the input
   width (Thaler's protocol for matrix products); the prover's final message is
   ``X̃(r_b, s)``, the verifier evaluates ``W̃(r_o, s)`` itself (it holds the weights).
+* ``fused`` (the default protocol): a Linear layer whose input is a Square layer's
+  output, X = Z∘Z, is proven with that square in one degree-3 sum-check over batch ×
+  width, ``P̃(r_o, r_b) − bias̃(r_o) = Σ_{b,k} eq(r_b, b) W̃(r_o, k) Z(b, k)²``: the
+  matrix-product sum-check with X̃ expanded. It saves the prover the product
+  eq(r_b)ᵀ·X over the whole layer and the width rounds; the final message is ``Z̃(s)``.
+  The fused protocol also leaves a Linear input layer to the verifier, who knows x
+  and W: it checks ``Σ_k x̃(r_b, k) W̃(r_o, k)`` itself (the same order of work as
+  the x̃ and W̃ evaluations it does anyway) and the prover sends nothing for it.
+  ``layered`` proves every layer on its own, as listed above.
 
 At the input the verifier evaluates the MLE of the input it knows. Both parties are
 generators exchanging plain integer lists, so they can run in different processes;
 :func:`run_interactive` connects them in one. In Fiat–Shamir mode both derive every
 challenge from a :class:`~vtrust.proofs.sumcheck.Transcript` that absorbs the statement
-(circuit hash, inputs, outputs) first and then every prover message.
+(circuit hash, protocol, inputs, outputs) first and then every prover message.
 """
 
 from __future__ import annotations
@@ -42,30 +52,71 @@ def _log2(n: int) -> int:
     return int(n).bit_length() - 1
 
 
-def soundness(circuit: Circuit) -> dict[str, Any]:
-    """Soundness error bounds: the output claim (Schwartz–Zippel) and every layer's
-    sum-check (degree × rounds / p); the total is their sum (union bound)."""
-    per_layer = []
-    for layer in circuit.layers:
-        if isinstance(layer, Linear):
-            per_layer.append(2 * _log2(layer.n_in) / F.P)
+PROTOCOLS = ("fused", "layered")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the proof: ``kind`` is "linear", "square", "fused" (the Linear layer
+    ``index`` with the Square layer ``index − 1`` below it) — each a sum-check of
+    ``rounds`` rounds and a final message — or "input": a Linear input layer whose
+    claim the verifier evaluates itself (no messages)."""
+
+    kind: str
+    index: int
+    rounds: int
+    degree: int
+
+    @property
+    def messages(self) -> int:
+        return 0 if self.kind == "input" else self.rounds + 1
+
+
+def stages(circuit: Circuit, protocol: str = "fused") -> list[Stage]:
+    """The proof's sum-checks from the output down to the input."""
+    if protocol not in PROTOCOLS:
+        raise InputError(f"protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    layers, out = circuit.layers, []
+    index = len(layers) - 1
+    while index >= 0:
+        layer = layers[index]
+        if not isinstance(layer, Linear):
+            out.append(Stage("square", index, _log2(circuit.batch * layer.size), 3))
+        elif protocol == "fused" and index > 0 and not isinstance(layers[index - 1], Linear):
+            out.append(Stage("fused", index, _log2(circuit.batch * layer.n_in), 3))
+            index -= 1
+        elif protocol == "fused" and index == 0:
+            out.append(Stage("input", 0, 0, 0))
         else:
-            per_layer.append(3 * _log2(circuit.batch * layer.size) / F.P)
+            out.append(Stage("linear", index, _log2(layer.n_in), 2))
+        index -= 1
+    return out
+
+
+def soundness(circuit: Circuit, protocol: str = "fused") -> dict[str, Any]:
+    """Soundness error bounds: the output claim (Schwartz–Zippel) and every stage's
+    sum-check (degree × rounds / p); the total is their sum (union bound)."""
+    per_stage = [stage.degree * stage.rounds / F.P for stage in stages(circuit, protocol)]
+    # (an "input" stage is exact: 0)
     output = _log2(circuit.batch * circuit.output_width) / F.P
-    total = output + sum(per_layer)
-    return {"output": output, "layers": per_layer, "total": total}
+    total = output + sum(per_stage)
+    return {"output": output, "stages": per_stage, "total": total}
 
 
 def check_soundness(circuit: Circuit) -> float:
-    bound = soundness(circuit)["total"]
+    """The larger bound of the two protocols; InputError if it exceeds 2^-40."""
+    bound = max(soundness(circuit, protocol)["total"] for protocol in PROTOCOLS)
     if bound > MAX_SOUNDNESS_ERROR:
         raise InputError(f"soundness error {bound:.3g} exceeds 2^-40 for this circuit")
     return bound
 
 
-def statement(circuit: Circuit, x: np.ndarray, outputs: np.ndarray) -> S.Transcript:
-    """A transcript that has absorbed the statement: circuit, inputs and outputs."""
+def statement(
+    circuit: Circuit, x: np.ndarray, outputs: np.ndarray, protocol: str = "fused"
+) -> S.Transcript:
+    """A transcript that has absorbed the statement: circuit, protocol, inputs, outputs."""
     t = S.Transcript(bytes.fromhex(circuit.sha256()))  # cached per circuit object
+    t.absorb("protocol", protocol.encode())
     t.absorb("inputs", F.compact_bytes(x))
     t.absorb("outputs", F.compact_bytes(outputs))
     return t
@@ -74,51 +125,61 @@ def statement(circuit: Circuit, x: np.ndarray, outputs: np.ndarray) -> S.Transcr
 class Prover:
     """Holds the circuit; :meth:`run` is the prover's side of the conversation."""
 
-    def __init__(self, circuit: Circuit) -> None:
+    def __init__(self, circuit: Circuit, protocol: str = "fused") -> None:
         self.circuit = circuit
+        self.stages = stages(circuit, protocol)
 
     def run(
         self, x: np.ndarray, values: list[np.ndarray] | None = None
     ) -> Generator[Message, Any, None]:
         """Yields messages; each ``send`` delivers the verifier's reply (a point, a
-        challenge, or ``None`` after a layer's final message). ``values`` are the layer
+        challenge, or ``None`` after a stage's final message). ``values`` are the layer
         values of ``circuit.forward(x)`` when the caller already has them (the proof
         then costs only the extra prover work)."""
-        values = self.circuit.forward(x) if values is None else values
+        circuit = self.circuit
+        values = circuit.forward(x) if values is None else values
         point = yield {"kind": "outputs", "values": values[-1]}
+        if not any(stage.messages for stage in self.stages):
+            return  # the verifier checks the outputs against the input itself
         claim = int(F.mle(values[-1].ravel(), point))  # what the verifier holds now
-        for index in range(len(self.circuit.layers) - 1, -1, -1):
-            layer = self.circuit.layers[index]
-            below = values[index]
-            if isinstance(layer, Linear):
-                cols = _log2(layer.n_out)
-                r_o, r_b = point[:cols], point[cols:]
-                f = F.vecmat(F.eq_table(r_b), below)
-                g = F.matmul_small(_row(F.eq_table(r_o)), self.circuit.prepared_weights[index])[0]
+        for stage in self.stages:
+            layer = circuit.layers[stage.index]
+            if stage.kind == "input":  # the verifier evaluates this claim itself
+                return
+            if stage.kind == "linear":
+                r_o, r_b = _split(point, layer)
+                f = F.vecmat(F.eq_table(r_b), values[stage.index])
+                g = F.vecmat_small(F.eq_table(r_o), circuit.prepared_weights[stage.index])
                 rs = []
-                for _ in range(_log2(layer.n_in)):
+                for _ in range(stage.rounds):
                     r = yield {"kind": "round", "values": S.product_round(f, g)}
                     f, g = F.fold(f, r), F.fold(g, r)
                     rs.append(int(r))
                 claim = int(f[0])
                 yield {"kind": "final", "values": [claim]}
                 point = rs + list(r_b)
+                continue
+            if stage.kind == "fused":
+                r_o, r_b = _split(point, layer)
+                weights = F.vecmat_small(F.eq_table(r_o), circuit.prepared_weights[stage.index])
+                claim = (claim - int(F.mle(layer.bias, r_o))) % F.P
+                square = S.SquareProver(values[stage.index - 1], r_b, weights, claim)
             else:
-                square = S.SquareProver(below, point, claim, squares=values[index + 1])
-                rs = []
-                for _ in range(len(point)):
-                    evals = square.message()
-                    r = yield {"kind": "round", "values": evals}
-                    square.bind(int(r))
-                    rs.append(int(r))
-                claim = square.final
-                yield {"kind": "final", "values": [claim]}
-                point = rs
+                square = S.SquareProver.for_eq(values[stage.index], point, claim)
+            rs = []
+            for _ in range(stage.rounds):
+                r = yield {"kind": "round", "values": square.message()}
+                square.bind(int(r))
+                rs.append(int(r))
+            claim = square.final
+            yield {"kind": "final", "values": [claim]}
+            point = rs[::-1]  # bound from the highest variable down
 
 
-def _row(v: np.ndarray) -> np.ndarray:
-    """A vector as a (1, n) matrix of field elements."""
-    return np.ascontiguousarray(v, dtype=np.uint64)[None, :]
+def _split(point: list[int], layer: Linear) -> tuple[list[int], list[int]]:
+    """A Linear layer's output point as (r_o, r_b): output-column and batch coordinates."""
+    cols = _log2(layer.n_out)
+    return list(point[:cols]), list(point[cols:])
 
 
 class RandomChallenges:
@@ -188,33 +249,38 @@ def _values(message: Any, kind: str, count: int) -> list[int]:
 
 
 def verifier(
-    prepared: PreparedVerifier, x: np.ndarray, challenges
+    prepared: PreparedVerifier, x: np.ndarray, challenges, protocol: str = "fused"
 ) -> Generator[Any, Message, np.ndarray]:
     """The verifier's side: receives messages, replies with challenges, returns the
     verified outputs (padded) or raises :class:`ProofRejected`."""
     circuit = prepared.circuit
+    plan = stages(circuit, protocol)
     message = yield None
     n_out = circuit.batch * circuit.output_width
     flat = _outputs(message, n_out)
     outputs = flat.reshape(circuit.batch, circuit.output_width)
-    challenges.absorb("outputs", flat.astype("<u8").tobytes())
+    # Fiat–Shamir: the statement absorbed the outputs before this transcript reached us
     point = [challenges.draw() for _ in range(_log2(n_out))]
     claim = int(F.mle(flat, point))
-    message = yield point
-    for index in range(len(circuit.layers) - 1, -1, -1):
-        layer = circuit.layers[index]
-        if isinstance(layer, Linear):
-            cols = _log2(layer.n_out)
-            r_o, r_b = point[:cols], point[cols:]
+    if any(stage.messages for stage in plan):
+        message = yield point
+    for number, stage in enumerate(plan, start=1):
+        layer = circuit.layers[stage.index]
+        where = f"stage {number} ({stage.kind}, layer {stage.index + 1})"
+        if stage.kind != "square":
+            r_o, r_b = _split(point, layer)
             claim = (claim - int(F.mle(layer.bias, r_o))) % F.P
-            rounds, degree = _log2(layer.n_in), 2
-        else:
-            rounds, degree = len(point), 3
+        if stage.kind == "input":  # Σ_k x̃(r_b, k) W̃(r_o, k), from x and W directly
+            x_row = F.vecmat(F.eq_table(r_b), np.ascontiguousarray(x, dtype=np.uint64))
+            w_row = F.vecmat_small(F.eq_table(r_o), prepared.weights[stage.index])
+            if int(F.inner(x_row, w_row)) != claim:
+                raise ProofRejected("the claim about the first layer does not match the input")
+            return outputs
         rs = []
-        for i in range(rounds):
-            g = _values(message, "round", degree + 1)
+        for i in range(stage.rounds):
+            g = _values(message, "round", stage.degree + 1)
             if (g[0] + g[1]) % F.P != claim:
-                raise ProofRejected(f"layer {index + 1}, round {i + 1}: g(0) + g(1) ≠ claim")
+                raise ProofRejected(f"{where}, round {i + 1}: g(0) + g(1) ≠ claim")
             challenges.absorb("round", g)
             r = challenges.draw()
             claim = S.interpolate(g, r)
@@ -222,29 +288,39 @@ def verifier(
             message = yield r
         (final,) = _values(message, "final", 1)
         challenges.absorb("final", [final])
-        if isinstance(layer, Linear):
-            w_row = F.matmul_small(_row(F.eq_table(r_o)), prepared.weights[index])[0]
+        if stage.kind == "linear":
+            w_row = F.vecmat_small(F.eq_table(r_o), prepared.weights[stage.index])
             expected = final * int(F.inner(w_row, F.eq_table(rs))) % F.P
-            point = rs + list(r_b)
+            point = rs + r_b
         else:
-            expected = S.eq_value(point, rs) * final % F.P * final % F.P
-            point = rs
+            bound = rs[::-1]  # these sum-checks bind the highest variable first
+            if stage.kind == "fused":  # A(s) = eq(r_b, s_batch) · W̃(r_o, s_width)
+                width = _log2(layer.n_in)
+                w_row = F.vecmat_small(F.eq_table(r_o), prepared.weights[stage.index])
+                weight = int(F.inner(w_row, F.eq_table(bound[:width])))
+                weight = weight * S.eq_value(r_b, bound[width:]) % F.P
+            else:
+                weight = S.eq_value(point, bound)
+            expected = weight * final % F.P * final % F.P
+            point = bound
         if expected != claim:
-            raise ProofRejected(f"layer {index + 1}: final check failed")
+            raise ProofRejected(f"{where}: final check failed")
         claim = final
-        if index > 0:
+        if any(later.messages for later in plan[number:]):
             message = yield None
     if int(F.mle(np.ascontiguousarray(x).ravel(), point)) != claim:
         raise ProofRejected("the claim about the input does not match the input")
     return outputs
 
 
-def run_interactive(circuit: Circuit, x: np.ndarray, *, seed: int | None = None):
+def run_interactive(
+    circuit: Circuit, x: np.ndarray, *, seed: int | None = None, protocol: str = "fused"
+):
     """Prover and verifier in one process; returns the verified outputs (padded)."""
     prepared = PreparedVerifier.prepare(circuit)
     x = circuit.pad_inputs(x) if x.shape != (circuit.batch, circuit.input_width) else x
-    prover = Prover(circuit).run(x)
-    check = verifier(prepared, x, RandomChallenges(seed))
+    prover = Prover(circuit, protocol).run(x)
+    check = verifier(prepared, x, RandomChallenges(seed), protocol)
     next(check)
     message = next(prover)
     while True:
@@ -256,15 +332,18 @@ def run_interactive(circuit: Circuit, x: np.ndarray, *, seed: int | None = None)
 
 
 def prove_noninteractive(
-    circuit: Circuit, x: np.ndarray, values: list[np.ndarray] | None = None
+    circuit: Circuit,
+    x: np.ndarray,
+    values: list[np.ndarray] | None = None,
+    *,
+    protocol: str = "fused",
 ) -> tuple[np.ndarray, list[list[int]]]:
     """Fiat–Shamir: the outputs and the list of prover messages (after the outputs).
     ``values``: the layer values of ``circuit.forward(x)``, if already computed."""
-    prover = Prover(circuit).run(x, values)
+    prover = Prover(circuit, protocol).run(x, values)
     first = next(prover)
     outputs = first["values"]
-    transcript = statement(circuit, x, outputs)
-    transcript.absorb("outputs", np.ascontiguousarray(outputs, "<u8").tobytes())
+    transcript = statement(circuit, x, outputs, protocol)
     point = [transcript.draw() for _ in range(_log2(outputs.size))]
     messages: list[list[int]] = []
     reply: Any = point
@@ -279,14 +358,19 @@ def prove_noninteractive(
 
 
 def verify_noninteractive(
-    prepared: PreparedVerifier, x: np.ndarray, outputs: np.ndarray, messages: list
+    prepared: PreparedVerifier,
+    x: np.ndarray,
+    outputs: np.ndarray,
+    messages: list,
+    *,
+    protocol: str = "fused",
 ) -> np.ndarray:
     """Check a Fiat–Shamir proof; the outputs, or :class:`ProofRejected`."""
     circuit = prepared.circuit
-    transcript = statement(circuit, x, outputs)
-    check = verifier(prepared, x, transcript)
+    kinds = message_kinds(circuit, protocol)
+    transcript = statement(circuit, x, outputs, protocol)
+    check = verifier(prepared, x, transcript, protocol)
     next(check)
-    kinds = message_kinds(circuit)
     if not isinstance(messages, list) or len(messages) != len(kinds):
         raise ProofRejected(f"a proof for this circuit has {len(kinds)} messages")
     try:
@@ -298,18 +382,17 @@ def verify_noninteractive(
     raise ProofRejected("the proof ended early")
 
 
-def message_kinds(circuit: Circuit) -> list[str]:
+def message_kinds(circuit: Circuit, protocol: str = "fused") -> list[str]:
     kinds = []
-    for layer in reversed(circuit.layers):
-        rounds = (
-            _log2(layer.n_in) if isinstance(layer, Linear) else _log2(circuit.batch * layer.size)
-        )
-        kinds += ["round"] * rounds + ["final"]
+    for stage in stages(circuit, protocol):
+        kinds += (["round"] * stage.rounds + ["final"])[: stage.messages]
     return kinds
 
 
 __all__ = [
+    "PROTOCOLS",
     "Prover",
+    "Stage",
     "PreparedVerifier",
     "RandomChallenges",
     "check_soundness",
@@ -317,6 +400,7 @@ __all__ = [
     "prove_noninteractive",
     "run_interactive",
     "soundness",
+    "stages",
     "verifier",
     "verify_noninteractive",
 ]

@@ -31,9 +31,9 @@ def decode(data: bytes) -> Any:
         raise ProofRejected("unreadable message") from None
 
 
-def serve_prover(conn, circuit: Circuit, x: np.ndarray) -> None:
+def serve_prover(conn, circuit: Circuit, x: np.ndarray, protocol: str = "fused") -> None:
     """The prover's process: answer the verifier until the protocol ends."""
-    conversation = Prover(circuit).run(x)
+    conversation = Prover(circuit, protocol).run(x)
     message = next(conversation)
     while True:
         conn.send_bytes(encode(message))
@@ -44,9 +44,11 @@ def serve_prover(conn, circuit: Circuit, x: np.ndarray) -> None:
             return
 
 
-def verify_remote(conn, circuit: Circuit, x: np.ndarray, *, seed: int | None = None):
+def verify_remote(
+    conn, circuit: Circuit, x: np.ndarray, *, seed: int | None = None, protocol: str = "fused"
+):
     """The verifier's side over ``conn``; the verified outputs or :class:`ProofRejected`."""
-    check = verifier(PreparedVerifier.prepare(circuit), x, RandomChallenges(seed))
+    check = verifier(PreparedVerifier.prepare(circuit), x, RandomChallenges(seed), protocol)
     next(check)
     while True:
         try:

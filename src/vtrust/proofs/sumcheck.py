@@ -6,7 +6,8 @@ Fiat–Shamir transcript.
   t = 0, 1, 2).
 * Square claim (x² layers): ``c = Σ_x eq(r, x) z(x)²``; degree 3 (values at 0..3).
 
-Round i fixes the lowest remaining variable: the prover sends ``g_i(t)`` for
+Each round fixes one variable (the product claim's lowest remaining one, the square
+claim's highest: see :class:`SquareProver`): the prover sends ``g_i(t)`` for
 t = 0..d, the verifier checks ``g_i(0) + g_i(1)`` against the running claim, picks
 ``r_i`` and continues with ``g_i(r_i)``; both sides fold their tables with ``r_i``.
 """
@@ -20,10 +21,12 @@ import numba
 import numpy as np
 
 from vtrust.proofs import field as F
-from vtrust.proofs.field import _addmod, _mulmod, _submod
+from vtrust.proofs.field import _addmod, _lane_split, _lanes_total, _mulmod, _submod
+from vtrust.proofs.field import _mulmod_lanes as _mul
 
 _TWO = np.uint64(2)
 _THREE = np.uint64(3)
+_ZEROS4 = (np.uint64(0),) * 4
 
 
 @numba.njit
@@ -43,110 +46,172 @@ def _product_round(f, g):
     return e0, e1, e2
 
 
-@numba.njit
-def _square_sums(e, z, with_h1):
-    """h(t) = Σ_k e[k] z(t, k)² for t = 0, 2 (and 1 if ``with_h1``; else 0), with z
-    folded on bit 0 and e the eq table of the remaining variables."""
-    h0 = np.uint64(0)
-    h1 = np.uint64(0)
-    h2 = np.uint64(0)
-    for k in range(e.shape[0]):
-        z0, z1 = z[2 * k], z[2 * k + 1]
-        z2 = _submod(_addmod(z1, z1), z0)
-        ek = e[k]
-        h0 = _addmod(h0, _mulmod(ek, _mulmod(z0, z0)))
-        h2 = _addmod(h2, _mulmod(ek, _mulmod(z2, z2)))
-        if with_h1:
-            h1 = _addmod(h1, _mulmod(ek, _mulmod(z1, z1)))
-    return h0, h1, h2
+# The square kernels weight position k = i + len(e_lo)·row of the free variables by
+# eq(q, k) = e_lo[i] · e_hi[row] (eq's product form): e_lo, the low variables' table, stays
+# in the L1 cache, each row's sum is multiplied by its e_hi entry once, and no table of
+# the size of z is ever read or written. Inner loops run over contiguous halves and keep
+# their sums as split 32-bit halves, so they vectorise.
+LOW_VARIABLES = 10  # e_lo's variables (2^10 entries: 8 KB)
+
+
+@numba.njit(inline="always")
+def _add_pair(e, z0, z1, acc):
+    """The split sums ``acc`` (h(0) low, high; cross low, high) plus e·z0² and e·z0·z1."""
+    u = _mul(e, z0)
+    a, b = _lane_split(_mul(u, z0))
+    c, d = _lane_split(_mul(u, z1))
+    return acc[0] + a, acc[1] + b, acc[2] + c, acc[3] + d
+
+
+@numba.njit(inline="always")
+def _close_row(weight, acc, h0, cross):
+    """h(0) and cross plus one row's split sums times the row's eq weight."""
+    h0 = _addmod(h0, _mulmod(weight, _lanes_total(acc[0], acc[1])))
+    return h0, _addmod(cross, _mulmod(weight, _lanes_total(acc[2], acc[3])))
 
 
 @numba.njit
-def _square_sums_known(e, z, squares, with_h1):
-    """Like :func:`_square_sums` when the squares z² are already known (the layer's
-    output): h(0), h(1) if ``with_h1``, and the cross term Σ_k e[k] z(0,k) z(1,k), from
-    which h(2) = 4 h(1) − 4 cross + h(0). Three products per pair instead of four."""
-    h0 = np.uint64(0)
-    h1 = np.uint64(0)
-    cross = np.uint64(0)
-    for k in range(e.shape[0]):
-        ek = e[k]
-        h0 = _addmod(h0, _mulmod(ek, squares[2 * k]))
-        cross = _addmod(cross, _mulmod(ek, _mulmod(z[2 * k], z[2 * k + 1])))
-        if with_h1:
-            h1 = _addmod(h1, _mulmod(ek, squares[2 * k + 1]))
-    return h0, h1, cross
+def _square_sums(e_lo, e_hi, z):
+    """h(0) = Σ_k eq(k) z(k, 0)² and cross = Σ_k eq(k) z(k, 0) z(k, 1), where the second
+    argument of z is its top variable (z(k, t) = z[k + t·half]); h(2) follows as
+    4 h(1) − 4 cross + h(0) since z(2) = 2 z(1) − z(0). Three products per pair."""
+    width, half = e_lo.shape[0], e_lo.shape[0] * e_hi.shape[0]
+    h0 = cross = np.uint64(0)
+    for row in range(e_hi.shape[0]):
+        acc = _ZEROS4
+        for i in range(width):
+            k = row * width + i
+            acc = _add_pair(e_lo[i], z[k], z[k + half], acc)
+        h0, cross = _close_row(e_hi[row], acc, h0, cross)
+    return h0, cross
 
 
 @numba.njit
-def _fold_square_sums(z, r, e, z_out, e_out, with_h1):
-    """One pass for a square round's challenge and the next round's sums: z folded with
-    r into z_out, e's pair sums into e_out (the eq table one variable shorter, since
-    eq(q, 0) + eq(q, 1) = 1), and :func:`_square_sums` of the results."""
-    h0 = np.uint64(0)
-    h1 = np.uint64(0)
-    h2 = np.uint64(0)
-    for k in range(e_out.shape[0]):
-        lo, hi = z[4 * k], z[4 * k + 2]
-        z0 = _addmod(lo, _mulmod(r, _submod(z[4 * k + 1], lo)))
-        z1 = _addmod(hi, _mulmod(r, _submod(z[4 * k + 3], hi)))
-        z_out[2 * k] = z0
-        z_out[2 * k + 1] = z1
-        ek = _addmod(e[2 * k], e[2 * k + 1])
-        e_out[k] = ek
-        z2 = _submod(_addmod(z1, z1), z0)
-        h0 = _addmod(h0, _mulmod(ek, _mulmod(z0, z0)))
-        h2 = _addmod(h2, _mulmod(ek, _mulmod(z2, z2)))
-        if with_h1:
-            h1 = _addmod(h1, _mulmod(ek, _mulmod(z1, z1)))
-    return h0, h1, h2
+def _eq_weighted_squares(e_lo, e_hi, z):
+    """Σ_k eq(k) z[k]² (h(1), in the rare rounds where it cannot be derived)."""
+    width = e_lo.shape[0]
+    total = np.uint64(0)
+    for row in range(e_hi.shape[0]):
+        low, high = _ZEROS4[:2]
+        for i in range(width):
+            v = z[row * width + i]
+            lo, hi = _lane_split(_mul(e_lo[i], _mul(v, v)))
+            low, high = low + lo, high + hi
+        total = _addmod(total, _mulmod(e_hi[row], _lanes_total(low, high)))
+    return total
+
+
+@numba.njit
+def _fold_square_sums(z, r, e_lo, e_hi, z_out):
+    """One pass for a square round's challenge and the next round's sums: z's top
+    variable fixed to r into z_out, and :func:`_square_sums` of z_out (e_lo, e_hi: the
+    tables for z_out's free variables but its top one)."""
+    width, quarter = e_lo.shape[0], e_lo.shape[0] * e_hi.shape[0]
+    h0 = cross = np.uint64(0)
+    for row in range(e_hi.shape[0]):
+        acc = _ZEROS4
+        for i in range(width):
+            k = row * width + i
+            a0, a1 = z[k], z[k + quarter]  # the variable being fixed is 0
+            z0 = _addmod(a0, _mul(r, _submod(z[k + 2 * quarter], a0)))
+            z1 = _addmod(a1, _mul(r, _submod(z[k + 3 * quarter], a1)))
+            z_out[k] = z0
+            z_out[k + quarter] = z1
+            acc = _add_pair(e_lo[i], z0, z1, acc)
+        h0, cross = _close_row(e_hi[row], acc, h0, cross)
+    return h0, cross
+
+
+@numba.njit
+def _weighted_square_sums(w, z):
+    """H(t) = Σ_k w(k, t) z(k, t)² for t = 0, 2, 3 (t the top variable of w and z, both
+    multilinear: w(k, 2) = 2 w(k, 1) − w(k, 0), and so on)."""
+    half = w.shape[0] // 2
+    h0 = h2 = h3 = np.uint64(0)
+    for k in range(half):
+        w0, w1, z0, z1 = w[k], w[k + half], z[k], z[k + half]
+        dw, dz = _submod(w1, w0), _submod(z1, z0)
+        w2, z2 = _addmod(w1, dw), _addmod(z1, dz)
+        w3, z3 = _addmod(w2, dw), _addmod(z2, dz)
+        h0 = _addmod(h0, _mulmod(w0, _mulmod(z0, z0)))
+        h2 = _addmod(h2, _mulmod(w2, _mulmod(z2, z2)))
+        h3 = _addmod(h3, _mulmod(w3, _mulmod(z3, z3)))
+    return h0, h2, h3
 
 
 class SquareProver:
-    """The prover's side of ``c = Σ_x eq(q, x) z(x)²``, one variable per round, in eq's
-    product form: round i's polynomial is ``g(t) = scale · eq(q_i, t) · h(t)`` with
-    ``scale`` = eq of the variables already bound and h of degree 2 a sum over the free
-    ones. The prover keeps ``h_claim`` = h_{i−1}(r_{i−1}) = claim / scale (at the start,
-    c), so h(1) follows from h(0): (1 − q_i) h(0) + q_i h(1) = h_claim; only h(0) and
-    h(2) are summed — two squares per pair — and no eq table is folded.
+    """The prover's side of ``c = Σ_x A(x) z(x)²`` where x = (lo, hi) — index
+    lo + 2^L·hi — and ``A(x) = eq(high_point, hi) · w(lo)`` for a table w of the L low
+    variables. A square layer's claim is the case w = eq(q_lo, ·), high_point = q_hi; a
+    linear layer over a square layer gives w = W̃(r_o, ·), high_point = r_b (the batch).
+
+    One variable per round from the highest down, so every kernel reads contiguous
+    halves. While high variables remain (the large tables), round j sends
+    ``g(t) = scale · eq(q_j, t) · h(t)``, ``scale`` = eq of the high variables already
+    bound and h of degree 2 a sum over the free ones; the prover keeps ``h_claim`` =
+    claim / scale, so h(1) follows from (1 − q_j) h(0) + q_j h(1) = h_claim and h(2)
+    from h(0), h(1) and one cross term — three products per pair, w stays in the L1
+    cache, the high variables' eq table is rebuilt each round (it is small) and no eq
+    table is folded. The low variables (tables of 2^L entries) go by plain degree-3
+    rounds ``g(t) = scale · Σ w(t, ·) z(t, ·)²``, with g(1) from the claim.
 
     :meth:`message` gives the round's values at t = 0..3; :meth:`bind` fixes the variable
-    to the verifier's challenge, folding z, shortening the eq table by pair sums and
-    summing the next round in one pass. ``squares`` (z², if known) saves a product per
-    pair in the first round."""
+    to the verifier's challenge, folding z and summing the next round in one pass. The
+    challenges r_1, r_2, … bind variables m−1, m−2, …: the bound point, lowest variable
+    first, is the challenges reversed; :attr:`final` is then z there."""
 
     def __init__(
-        self, z: np.ndarray, point: list[int], claim: int, squares: np.ndarray | None = None
+        self, z: np.ndarray, high_point: list[int], low_weights: np.ndarray, claim: int
     ) -> None:
         self.z = np.ascontiguousarray(z, dtype=np.uint64).ravel()
-        self.point = [int(v) % F.P for v in point]
-        if len(self.z) != 1 << len(self.point):
-            raise ValueError("a square claim needs a table of 2^len(point) values")
+        self.w = np.ascontiguousarray(low_weights, dtype=np.uint64).ravel()
+        self.point = [int(v) % F.P for v in high_point]
+        if len(self.w) & (len(self.w) - 1) or len(self.z) != len(self.w) << len(self.point):
+            raise ValueError("a square claim needs 2^L low weights and 2^(L + H) values")
         self.scale = 1
         self.h_claim = int(claim) % F.P
-        if not self.point:  # a single value: no rounds
-            return
-        self.e = F.eq_table(self.point[1:])
-        with_h1 = self.point[0] == 0
-        if squares is None:
-            self.h = self._complete(_square_sums(self.e, self.z, with_h1))
-        else:
-            squares = np.ascontiguousarray(squares, dtype=np.uint64).ravel()
-            h0, h1, cross = (int(v) for v in _square_sums_known(self.e, self.z, squares, with_h1))
-            h1 = h1 if with_h1 else self._h1(h0)
-            self.h = [h0, h1, (4 * h1 - 4 * cross + h0) % F.P]
+        self.inverses = F.batch_inverse(self.point)
+        self.h = self._next_sums(None)
 
-    def _h1(self, h0: int) -> int:
-        q = self.point[0]
-        return (self.h_claim - (1 - q) * h0) * pow(q, F.P - 2, F.P) % F.P
+    @classmethod
+    def for_eq(
+        cls, z: np.ndarray, point: list[int], claim: int, *, low_variables: int = LOW_VARIABLES
+    ) -> SquareProver:
+        """The square layer's claim ``c = Σ_x eq(point, x) z(x)²``."""
+        low = min(low_variables, len(point))
+        return cls(z, list(point[low:]), F.eq_table(list(point[:low])), claim)
 
-    def _complete(self, sums) -> list[int]:
-        h0, h1, h2 = (int(v) for v in sums)
-        return [h0, h1 if self.point[0] == 0 else self._h1(h0), h2]
+    @property
+    def rounds(self) -> int:
+        return (len(self.z) // len(self.w)).bit_length() - 1 + len(self.w).bit_length() - 1
+
+    def _high_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(e_lo, e_hi) weighting the free variables but the current (highest) one."""
+        return self.w, F.eq_table(self.point[:-1])
+
+    def _next_sums(self, sums) -> list[int] | None:
+        """The coming round's h (high phase: h(0..2)) or H (low phase: H(0..3)), from a
+        fused kernel's ``sums`` (h(0), cross) if given; None when no round is left."""
+        if self.point:
+            tables = self._high_tables()
+            h0, cross = (int(v) for v in (sums or _square_sums(*tables, self.z)))
+            j = len(self.point) - 1
+            if self.point[j] == 0:  # h(1) cannot be derived: sum it (one more pass)
+                h1 = int(_eq_weighted_squares(*tables, self.z[len(self.z) // 2 :]))
+            else:
+                h1 = (self.h_claim - (1 - self.point[j]) * h0) * self.inverses[j] % F.P
+            return [h0, h1, (4 * h1 - 4 * cross + h0) % F.P]
+        if len(self.z) == 1:
+            return None
+        h0, h2, h3 = (int(v) for v in _weighted_square_sums(self.w, self.z))
+        return [h0, (self.h_claim - h0) % F.P, h2, h3]
 
     def message(self) -> list[int]:
         """The round's values g(0), g(1), g(2), g(3)."""
-        p, q = F.P, self.point[0]
+        p = F.P
+        if not self.point:
+            return [self.scale * v % p for v in self.h]
+        q = self.point[-1]
         h0, h1, h2 = self.h
         h = [h0, h1, h2, (h0 - 3 * h1 + 3 * h2) % p]  # h has degree 2
         return [self.scale * ((1 - q) + t * (2 * q - 1)) % p * h[t] % p for t in range(4)]
@@ -155,18 +220,22 @@ class SquareProver:
         """Fix the current variable to ``r`` and prepare the next round."""
         p = F.P
         r = int(r) % p
-        q = self.point.pop(0)
-        self.scale = self.scale * ((1 - q) + r * (2 * q - 1)) % p
         self.h_claim = interpolate(self.h, r)
-        if len(self.z) == 2:
-            self.z = F.fold(self.z, r)
+        if not self.point:  # low phase: fold w and z, then sum
+            self.w, self.z = F.fold_top(self.w, r), F.fold_top(self.z, r)
+            self.h = self._next_sums(None)
             return
-        pairs = len(self.z) // 4
-        z_out = np.empty(2 * pairs, dtype=np.uint64)
-        e_out = np.empty(pairs, dtype=np.uint64)
-        sums = _fold_square_sums(self.z, np.uint64(r), self.e, z_out, e_out, self.point[0] == 0)
-        self.z, self.e = z_out, e_out
-        self.h = self._complete(sums)
+        q = self.point.pop()
+        self.scale = self.scale * ((1 - q) + r * (2 * q - 1)) % p
+        if not self.point:  # the last high variable
+            self.z = F.fold_top(self.z, r)
+            self.h = self._next_sums(None)
+            return
+        tables = self._high_tables()
+        z_out = np.empty(len(self.z) // 2, dtype=np.uint64)
+        sums = _fold_square_sums(self.z, np.uint64(r), *tables, z_out)
+        self.z = z_out
+        self.h = self._next_sums(sums)
 
     @property
     def final(self) -> int:
