@@ -143,8 +143,12 @@ def _proof_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     outputs, messages = prove_noninteractive(circuit, x)
     prove_s = time.perf_counter() - started
+    prepared = PreparedVerifier.prepare(circuit)
     started = time.perf_counter()
-    verified = verify_noninteractive(PreparedVerifier.prepare(circuit), x, outputs, messages)
+    verified = verify_noninteractive(prepared, x, outputs, messages)
+    first_verify_s = time.perf_counter() - started
+    started = time.perf_counter()  # again, with the kernels compiled
+    verify_noninteractive(prepared, x, outputs, messages)
     verify_s = time.perf_counter() - started
     predictions = F.signed(verified[: len(images), : circuit.n_outputs]).argmax(axis=1)
     accuracy = float((circuit_predictions(compiled, splits.test.x) == splits.test.y).mean())
@@ -153,6 +157,7 @@ def _proof_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
         "batch": len(images),
         "verified_accuracy": float((predictions == splits.test.y[: len(images)]).mean()),
         "prove_s": prove_s,
+        "first_verify_s": first_verify_s,
         "verify_s": verify_s,
         "proof_kb": len(str(messages)) / 1024,
         "bound_bits": max(compiled.bound_bits),
@@ -162,7 +167,8 @@ def _proof_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
         f"largest value 2^{result['bound_bits']:.1f} < p/2), classifies the test split with "
         f"accuracy {accuracy:.4f} over F_p. A batch of {len(images)} predictions was proved in "
         f"{prove_s:.2f} s (the process's first proof: includes compiling the field kernels) "
-        f"and verified in {verify_s * 1000:.1f} ms "
+        f"and verified in {first_verify_s * 1000:.1f} ms the first time, "
+        f"{verify_s * 1000:.1f} ms the second "
         f"(proof ≈ {result['proof_kb']:.1f} KB); accuracy of the verified batch "
         f"{result['verified_accuracy']:.4f}."
     )

@@ -1,8 +1,9 @@
 """Proof files: versioned, self-describing JSON.
 
-A proof file states what was proved — the field, the circuit description and the hash of
-the circuit compiled from it, the model's hash, the batch shape, the (quantised) inputs
-and the claimed outputs — and carries the Fiat–Shamir prover messages. Reading trusts
+A proof file states what was proved — the field, the protocol (``fused`` or
+``layered``), the circuit description and the hash of the circuit compiled from it, the
+model's hash, the batch shape, the (quantised) inputs and the claimed outputs — and
+carries the Fiat–Shamir prover messages. Reading trusts
 nothing in the file: sizes, types, lengths and ranges are checked against the circuit
 the verifier compiled itself, and every problem is a :class:`ProofRejected`.
 """
