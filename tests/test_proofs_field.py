@@ -70,12 +70,19 @@ def test_elementwise_and_sums_match_galois(a, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 5), k=st.integers(1, 2100), m=st.integers(1, 4), seed=st.integers(0, 99))
-def test_matmul_is_exact_across_chunks(n, k, m, seed):
+@given(n=st.integers(1, 5), k=st.integers(1, 2100), m=st.integers(1, 4), seed=st.integers(0, 99),
+       bits=st.sampled_from([3, 8, 16]))  # fmt: skip
+def test_matmul_is_exact_across_chunks(n, k, m, seed, bits):
+    """Field × field products, and field × small weights on two 31-bit limbs (small
+    weights: k · max|w| < 2^22) or three 21-bit ones, with edge values in a."""
     rng = np.random.default_rng(seed)
     a = rng.integers(0, F.P, (n, k), dtype=np.uint64)
+    a[0, : min(k, 3)] = [F.P - 1, (1 << 31) - 1, 1 << 31][: min(k, 3)]
     b = rng.integers(0, F.P, (k, m), dtype=np.uint64)
-    w = rng.integers(-(2**15), 2**15, (k, m))
+    w = rng.integers(-(2 ** (bits - 1)), 2 ** (bits - 1), (k, m))
+    w[0, 0] = -(2 ** (bits - 1))
+    bound = 2 ** (bits - 1)
+    assert F.SmallMatrix(w).limb_bits == (31 if k * bound < 1 << 22 else 21)
     want = [[sum(int(a[i, t]) * int(b[t, j]) for t in range(k)) % F.P for j in range(m)]
             for i in range(n)]  # fmt: skip
     assert (F.matmul(a, b) == np.array(want, dtype=np.uint64)).all()
