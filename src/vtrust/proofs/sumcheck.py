@@ -71,22 +71,6 @@ def _close_row(weight, acc, h0, cross):
 
 
 @numba.njit
-def _square_sums(e_lo, e_hi, z):
-    """h(0) = Σ_k eq(k) z(k, 0)² and cross = Σ_k eq(k) z(k, 0) z(k, 1), where the second
-    argument of z is its top variable (z(k, t) = z[k + t·half]); h(2) follows as
-    4 h(1) − 4 cross + h(0) since z(2) = 2 z(1) − z(0). Three products per pair."""
-    width, half = e_lo.shape[0], e_lo.shape[0] * e_hi.shape[0]
-    h0 = cross = np.uint64(0)
-    for row in range(e_hi.shape[0]):
-        acc = _ZEROS4
-        for i in range(width):
-            k = row * width + i
-            acc = _add_pair(e_lo[i], z[k], z[k + half], acc)
-        h0, cross = _close_row(e_hi[row], acc, h0, cross)
-    return h0, cross
-
-
-@numba.njit
 def _eq_weighted_squares(e_lo, e_hi, z):
     """Σ_k eq(k) z[k]² (h(1), in the rare rounds where it cannot be derived)."""
     width = e_lo.shape[0]
@@ -102,22 +86,26 @@ def _eq_weighted_squares(e_lo, e_hi, z):
 
 
 @numba.njit
-def _fold_square_sums(z, r, e_lo, e_hi, z_out):
-    """One pass for a square round's challenge and the next round's sums: z's top
-    variable fixed to r into z_out, and :func:`_square_sums` of z_out (e_lo, e_hi: the
-    tables for z_out's free variables but its top one)."""
-    width, quarter = e_lo.shape[0], e_lo.shape[0] * e_hi.shape[0]
+def _square_sums(z, r, e_lo, e_hi, z_out):
+    """h(0) = Σ_k eq(k) y(k, 0)² and cross = Σ_k eq(k) y(k, 0) y(k, 1), the second
+    argument of y being its top variable (y(k, t) = y[k + t·half]); h(2) follows as
+    4 h(1) − 4 cross + h(0) since y(2) = 2 y(1) − y(0). Three products per pair.
+    y = z if ``r`` is None; otherwise y is z with its top variable fixed to r, written
+    to z_out in the same pass (a round's challenge and the next round's sums at once).
+    e_lo, e_hi: the eq tables of y's free variables but its top one."""
+    width, half = e_lo.shape[0], e_lo.shape[0] * e_hi.shape[0]
     h0 = cross = np.uint64(0)
     for row in range(e_hi.shape[0]):
         acc = _ZEROS4
         for i in range(width):
             k = row * width + i
-            a0, a1 = z[k], z[k + quarter]  # the variable being fixed is 0
-            z0 = _addmod(a0, _mul(r, _submod(z[k + 2 * quarter], a0)))
-            z1 = _addmod(a1, _mul(r, _submod(z[k + 3 * quarter], a1)))
-            z_out[k] = z0
-            z_out[k + quarter] = z1
-            acc = _add_pair(e_lo[i], z0, z1, acc)
+            y0, y1 = z[k], z[k + half]
+            if r is not None:  # resolved when numba compiles: two specialisations
+                y0 = _addmod(y0, _mul(r, _submod(z[k + 2 * half], y0)))
+                y1 = _addmod(y1, _mul(r, _submod(z[k + 3 * half], y1)))
+                z_out[k] = y0
+                z_out[k + half] = y1
+            acc = _add_pair(e_lo[i], y0, y1, acc)
         h0, cross = _close_row(e_hi[row], acc, h0, cross)
     return h0, cross
 
@@ -194,7 +182,7 @@ class SquareProver:
         fused kernel's ``sums`` (h(0), cross) if given; None when no round is left."""
         if self.point:
             tables = self._high_tables()
-            h0, cross = (int(v) for v in (sums or _square_sums(*tables, self.z)))
+            h0, cross = (int(v) for v in (sums or _square_sums(self.z, None, *tables, None)))
             j = len(self.point) - 1
             if self.point[j] == 0:  # h(1) cannot be derived: sum it (one more pass)
                 h1 = int(_eq_weighted_squares(*tables, self.z[len(self.z) // 2 :]))
@@ -233,7 +221,7 @@ class SquareProver:
             return
         tables = self._high_tables()
         z_out = np.empty(len(self.z) // 2, dtype=np.uint64)
-        sums = _fold_square_sums(self.z, np.uint64(r), *tables, z_out)
+        sums = _square_sums(self.z, np.uint64(r), *tables, z_out)
         self.z = z_out
         self.h = self._next_sums(sums)
 
