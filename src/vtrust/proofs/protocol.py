@@ -95,9 +95,9 @@ def stages(circuit: Circuit, protocol: str = "fused") -> list[Stage]:
 
 def soundness(circuit: Circuit, protocol: str = "fused") -> dict[str, Any]:
     """Soundness error bounds: the output claim (Schwartz–Zippel) and every stage's
-    sum-check (degree × rounds / p); the total is their sum (union bound)."""
+    sum-check (degree × rounds / p; an "input" stage is an exact check: 0); the total is
+    their sum (union bound)."""
     per_stage = [stage.degree * stage.rounds / F.P for stage in stages(circuit, protocol)]
-    # (an "input" stage is exact: 0)
     output = _log2(circuit.batch * circuit.output_width) / F.P
     total = output + sum(per_stage)
     return {"output": output, "stages": per_stage, "total": total}
