@@ -58,6 +58,20 @@ def softmax_victim(digits):
 
 
 @pytest.fixture(scope="session")
+def quad_files(tmp_path_factory):
+    """A quadratic model file trained by the CLI and its quantisation for the digits
+    circuit: (folder, raw model file, quantised model file)."""
+    from vtrust.cli import run
+
+    d = tmp_path_factory.mktemp("quad")
+    raw, tuned = d / "quad.st", d / "quad-q.st"
+    assert run(["-q", "train", "--arch", "quad", "--epochs", "10", "--out", str(raw)]) == 0
+    assert run(["-q", "quantize", "--model", str(raw), "--circuit", "quad-digits",
+                "--epochs", "2", "--out", str(tuned)]) == 0  # fmt: skip
+    return d, raw, tuned
+
+
+@pytest.fixture(scope="session")
 def mnist_dir():
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("shared MNIST files are not present")

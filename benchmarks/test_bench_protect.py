@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from vtrust import keystream
 from vtrust.enclave import modp
 from vtrust.enclave.freivalds import FreivaldsCheck
 from vtrust.enclave.runtime import one_thread
@@ -26,19 +27,20 @@ from vtrust.protect.seal import load_sealed_model, seal_bytes
 from vtrust.timing import median_seconds
 
 KEY = ProtectionKey.generate(seed=0)
+SALT = bytes(16)
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28)], ids=["digits", "mnist"])
 def test_unscramble_per_layer(benchmark, shape):
     model = build_model("cnn", shape, 10, seed=0)
-    scrambled = scramble(model, KEY)
-    benchmark(unscramble, scrambled, KEY)
+    scrambled = scramble(model, KEY, SALT)
+    benchmark(unscramble, scrambled, KEY, SALT)
     tensors = {n: t for n, t in scrambled.state_dict().items() if t.ndim > 1}
     per_layer = {}
     for name, tensor in tensors.items():
         values = tensor.numpy()
         per_layer[name] = 1000 * median_seconds(
-            lambda n=name, v=values: TensorPermutation.derive(KEY, n, v.shape).invert(v)
+            lambda n=name, v=values: TensorPermutation.derive(KEY, n, v.shape, SALT).invert(v)
         )
     if benchmark.stats:
         benchmark.extra_info["ms_per_layer"] = per_layer
@@ -66,8 +68,9 @@ def test_sealed_load_against_plain_load(benchmark, tmp_path):
 @pytest.mark.parametrize("n", [512, 1024])
 def test_freivalds_against_recomputing(benchmark, n):
     rng = np.random.default_rng(0)
-    x, w = modp.random(rng, (n, n)), rng.integers(-127, 128, (n, n))
-    check = FreivaldsCheck.prepare(w, rng)
+    stream = keystream.from_seed(0)  # test data, not secrets
+    x, w = modp.random(stream, (n, n)), rng.integers(-127, 128, (n, n))
+    check = FreivaldsCheck.prepare(w, stream)
     y = modp.matmul(x, w)
     assert benchmark(check.check, x, y)
     prepared = modp.Weights(w)  # the recomputing side's best: weights converted once

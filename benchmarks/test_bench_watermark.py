@@ -32,7 +32,7 @@ def test_static_embedding_epoch(benchmark, digits):
 def test_dynamic_embedding_epoch(benchmark, digits):
     plain = _plain_epoch_seconds(digits)
     model = build_model("cnn", digits.input_shape, 10, seed=0)
-    wm = DynamicWatermark(new_dynamic_key(digits.victim, triggers=100, seed=1))
+    wm = DynamicWatermark(new_dynamic_key(digits, triggers=100, seed=1))
     benchmark.pedantic(
         lambda: wm.embed(model, digits.victim, TrainConfig(epochs=1)), rounds=3, iterations=1
     )
@@ -47,6 +47,6 @@ def test_static_extraction_and_verification(benchmark, mlp_victim):
 
 
 def test_dynamic_verification(benchmark, mlp_victim, digits):
-    wm = DynamicWatermark(new_dynamic_key(digits.victim, triggers=100, seed=1))
+    wm = DynamicWatermark(new_dynamic_key(digits, triggers=100, seed=1))
     result = benchmark(wm.verify, mlp_victim, digits.test.x)
     assert result.total == 100

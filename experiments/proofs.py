@@ -27,7 +27,7 @@ from vtrust.models import accuracy  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.proofs import field as F  # noqa: E402
 from vtrust.proofs.costs import measure, random_circuit  # noqa: E402
-from vtrust.proofs.protocol import soundness  # noqa: E402
+from vtrust.proofs.protocol import noninteractive_soundness, soundness  # noqa: E402
 from vtrust.proofs.quantize import (  # noqa: E402
     circuit_predictions,
     compile_network,
@@ -67,6 +67,7 @@ def trained(args) -> dict:
         "circuit_accuracy": float((preds == splits.test.y).mean()),
         "bound_bits": compiled.bound_bits,
         "soundness": soundness(circuit)["total"],
+        "noninteractive_bits": noninteractive_soundness(circuit)["bits"],
         "costs": measure(circuit, x).to_json(),
     }
 
@@ -111,7 +112,8 @@ def write_report(results: dict, args) -> None:
         f"Trained quadratic network on {args.dataset}, circuit `{t['circuit']}`: float accuracy "
         f"{t['float_accuracy']:.4f}, circuit (quantised, exact over F_p) accuracy "
         f"{t['circuit_accuracy']:.4f}; largest value bound 2^{max(t['bound_bits']):.1f} < p/2; "
-        f"soundness error ≤ {t['soundness']:.2g}. A batch of 64: field forward "
+        f"interactive soundness error ≤ {t['soundness']:.2g}, Fiat–Shamir security "
+        f"{t['noninteractive_bits']:.1f} bits (challenges in F_p²). A batch of 64: field forward "
         f"{c['field_forward_s'] * 1000:.1f} ms ({c['field_over_torch']:.1f}× torch float32), "
         f"extra prover {c['extra_prover_s'] * 1000:.1f} ms, verifier {c['verify_s'] * 1000:.1f} "
         f"ms, proof {c['proof_kb']:.1f} KB."

@@ -75,7 +75,9 @@ def proofs(r: dict) -> str:
                 _f(layered["extra_prover_over_field"]), "≤ 0.10"]] if layered else []),
             ["verifier / field forward", _f(c["verify_over_field"]), "≤ 0.10"],
             ["execute + prove (s)", _f(c["prove_s"], 2), "< 23.9 (SafetyNets)"],
-            ["proof (KB)", _f(c["proof_kb"], 1), ""]]  # fmt: skip
+            ["proof (KB)", _f(c["proof_kb"], 1), ""],
+            *([["Fiat–Shamir security (bits)", _f(t["noninteractive_bits"], 1), "≥ 100"]]
+              if "noninteractive_bits" in t else [])]  # fmt: skip
     return text + "TIMIT shape (batch 512, 1845-2000-2000-2000-183):\n\n" + markdown_table(
         ["measure", "value", "goal"], rows)  # fmt: skip
 

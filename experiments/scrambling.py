@@ -29,15 +29,16 @@ from vtrust.report import Report, bar_plot  # noqa: E402
 from vtrust.timing import median_seconds  # noqa: E402
 
 FRACTIONS = [0.01, 0.1]
+SALT = bytes(16)  # a fixed salt: the study is reproducible (its keys are seeded too)
 
 
 def unscramble_ms(model, key) -> dict[str, float]:
     """Median milliseconds to unscramble each weight tensor (permutations derived)."""
     out = {}
-    for name, tensor in scramble(model, key).state_dict().items():
+    for name, tensor in scramble(model, key, SALT).state_dict().items():
         values = tensor.numpy()
         out[name] = 1000 * median_seconds(
-            lambda n=name, v=values: TensorPermutation.derive(key, n, v.shape).invert(v), 7
+            lambda n=name, v=values: TensorPermutation.derive(key, n, v.shape, SALT).invert(v), 7
         )
     return out
 
@@ -46,9 +47,10 @@ def study(arch: str, splits, args) -> dict:
     progress.stage(f"[scrambling] {arch}: train, scramble with {args.keys} keys")
     model = train_model(splits, arch, seed=args.seed).model
     keys = [ProtectionKey.generate(seed=args.seed * 1000 + i) for i in range(args.keys)]
-    scrambled_acc = [accuracy(scramble(model, k), splits.test) for k in keys]
+    scrambled_acc = [accuracy(scramble(model, k, SALT), splits.test) for k in keys]
     exact = all(
-        unscramble(scramble(model, k), k).state_dict()[n].numpy().tobytes() == t.numpy().tobytes()
+        unscramble(scramble(model, k, SALT), k, SALT).state_dict()[n].numpy().tobytes()
+        == t.numpy().tobytes()
         for k in keys[:3]
         for n, t in model.state_dict().items()
     )
@@ -57,7 +59,11 @@ def study(arch: str, splits, args) -> dict:
         progress.stage(f"[scrambling] {arch}: thief fine-tunes at {scale}× the learning rate")
         attack = DirectStealing(DirectStealingParams(fractions=FRACTIONS, finetune_lr_scale=scale))
         thief[str(scale)] = attack.run(
-            scramble(model, keys[0]), splits.attacker, splits.test, victim=model, seed=args.seed
+            scramble(model, keys[0], SALT),
+            splits.attacker,
+            splits.test,
+            victim=model,
+            seed=args.seed,
         )
     return {
         "accuracy": accuracy(model, splits.test),

@@ -87,7 +87,7 @@ def main() -> None:
 
     progress.stage("[watermark] dynamic: 100 noise triggers in the MLP")
     plain_mlp = train_model(splits, "mlp", seed=args.seed)
-    dyn_key = new_dynamic_key(splits.victim, style="noise", triggers=100, seed=args.seed + 202)
+    dyn_key = new_dynamic_key(splits, style="noise", triggers=100, seed=args.seed + 202)
     dyn_model = build_model("mlp", splits.input_shape, splits.n_classes, seed=args.seed)
     mlp_config = default_config("mlp", seed=args.seed)
     dyn_config = replace(mlp_config, epochs=math.ceil(EPOCH_FACTOR * mlp_config.epochs))

@@ -90,20 +90,31 @@ def test_attest_and_verify_quote_reject_replays_and_other_models(files, capsys):
     assert run(["-q", "enclave", "device", "--id", "cam-1", "--out", str(d / "dev.json"),
                 "--seed", "4"]) == 0  # fmt: skip
     common = ["--model", str(d / "m.vtm"), "--split", "last:1"]
-    assert run(["-q", "enclave", "attest", *common, "--device", str(d / "dev.json"),
-                "--nonce", "00ff", "--out", str(d / "q.json")]) == 0  # fmt: skip
-    verify = ["enclave", "verify-quote", "--quote", str(d / "q.json"), "--device-pub",
-              str(d / "dev.pub.json"), "--nonce", "00ff", "--seen", str(d / "seen.json"),
-              "--json"]  # fmt: skip
+    state = ["--state", str(d / "nonces.json")]
     capsys.readouterr()
-    assert run([*verify, *common]) == 0 and out_json(capsys)["accepted"]
-    assert run([*verify, *common]) == 1 and "replayed" in out_json(capsys)["reason"]
-    other = ["--model", str(d / "m.vtm"), "--split", "last:2"]
-    assert run([*verify[:-3], "--json", *other]) == 1
+
+    def quote(name, nonce):
+        assert run(["-q", "enclave", "attest", *common, "--device", str(d / "dev.json"),
+                    "--nonce", nonce, "--out", str(d / name)]) == 0  # fmt: skip
+        capsys.readouterr()
+
+    def check(name, *args):
+        return run(["enclave", "verify-quote", "--quote", str(d / name), "--device-pub",
+                    str(d / "dev.pub.json"), *state, "--json", *(args or common)])  # fmt: skip
+
+    assert run(["enclave", "challenge", *state]) == 0
+    nonce = capsys.readouterr().out.strip()
+    quote("q.json", nonce)
+    assert check("q.json") == 0 and out_json(capsys)["accepted"]
+    assert check("q.json") == 1 and "replayed" in out_json(capsys)["reason"]
+    quote("self.json", "00ff" * 8)  # a nonce the device chose: never issued here
+    assert check("self.json") == 1 and "did not issue" in out_json(capsys)["reason"]
+    assert run(["enclave", "challenge", *state]) == 0
+    quote("q2.json", capsys.readouterr().out.strip())
+    assert check("q2.json", "--model", str(d / "m.vtm"), "--split", "last:2") == 1
     assert "wrong measurement" in out_json(capsys)["reason"]
     (d / "bad.json").write_text('{"format": "vtrust-quote"}')
-    code = run(["enclave", "verify-quote", "--quote", str(d / "bad.json"), "--device-pub",
-                str(d / "dev.pub.json"), "--nonce", "00ff", *common])  # fmt: skip
+    code = check("bad.json")
     assert code == 2 and "quote" in capsys.readouterr().err
 
 
@@ -115,7 +126,7 @@ def test_malformed_identities_public_keys_and_nonce_lists_are_one_line_errors(fi
     assert run(["-q", "enclave", "attest", *common, "--device", str(d / "d9.json"),
                 "--nonce", "ab", "--out", str(d / "q9.json")]) == 0  # fmt: skip
     bad = {"identity.json": '{"format": "vtrust-device-identity", "device": "x", "root": "zz"}',
-           "pub.json": '{"device": "cam-9"}', "seen.json": '{"not": "a list"}',
+           "pub.json": '{"device": "cam-9"}', "seen.json": '{"not": "a ledger"}',
            "junk.json": "[" * 50_000}  # fmt: skip
     for name, text in bad.items():
         (d / name).write_text(text)
@@ -126,10 +137,11 @@ def test_malformed_identities_public_keys_and_nonce_lists_are_one_line_errors(fi
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "internal" not in err
         assert not (d / "never.json").exists()
-    verify = ["enclave", "verify-quote", "--quote", str(d / "q9.json"), "--nonce", "ab", *common]
-    for pub, seen in (("pub.json", None), ("junk.json", None), ("d9.pub.json", "seen.json")):
-        extra = ["--seen", str(d / seen)] if seen else []
-        code = run([*verify, "--device-pub", str(d / pub), *extra])
+    verify = ["enclave", "verify-quote", "--quote", str(d / "q9.json"), *common]
+    for pub, seen in (("pub.json", "none.json"), ("junk.json", "none.json"),
+                      ("d9.pub.json", "seen.json")):  # fmt: skip
+        code = run([*verify, "--device-pub", str(d / pub), "--state", str(d / seen)])
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "internal" not in err, (pub, seen)
-    assert (d / "seen.json").read_text() == '{"not": "a list"}'  # untouched
+    assert (d / "seen.json").read_text() == '{"not": "a ledger"}'  # untouched
+    assert not (d / "none.json").exists()

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vtrust import keystream
 from vtrust.enclave import modp
 from vtrust.enclave.attest import DeviceIdentity, QuoteVerifier, aggregate
 from vtrust.enclave.costs import CostModel
@@ -21,14 +22,15 @@ from vtrust.errors import AttestationError, InputError, SealError, TamperDetecte
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 9), k=st.integers(1, 40), m=st.integers(1, 9))
 def test_field_products_match_python_integers(seed, n, k, m):
     rng = np.random.default_rng(seed)
-    x = modp.random(rng, (n, k))
+    stream = keystream.from_seed(seed)  # test data, not secrets
+    x = modp.random(stream, (n, k))
     w = rng.integers(-127, 128, (m, k))
 
     def dot(row, col):
         return sum(int(a) * int(b) for a, b in zip(row, col, strict=True)) % modp.P
 
     assert modp.matmul(x, w).tolist() == [[dot(row, col) for col in w] for row in x]
-    v = modp.random(rng, (k,))
+    v = modp.random(stream, (k,))
     assert modp.matvec(x, v).tolist() == [dot(row, v) for row in x]
 
 
@@ -38,8 +40,9 @@ def test_field_products_match_python_integers(seed, n, k, m):
 )
 def test_freivalds_accepts_correct_products_and_any_single_changed_element(seed, n, k, m):
     rng = np.random.default_rng(seed)
-    x, w = modp.random(rng, (n, k)), rng.integers(-127, 128, (m, k))
-    check = FreivaldsCheck.prepare(w, rng, repetitions=2)
+    stream = keystream.from_seed(seed)  # test data, not secrets
+    x, w = modp.random(stream, (n, k)), rng.integers(-127, 128, (m, k))
+    check = FreivaldsCheck.prepare(w, stream, repetitions=2)
     y = modp.matmul(x, w)
     assert check.check(x, y)
     i, j = int(rng.integers(n)), int(rng.integers(m))
@@ -51,8 +54,9 @@ def test_freivalds_accepts_correct_products_and_any_single_changed_element(seed,
 
 def test_every_single_changed_element_of_a_512_product_is_detected():
     rng = np.random.default_rng(0)
-    x, w = modp.random(rng, (512, 512)), rng.integers(-127, 128, (512, 512))
-    check = FreivaldsCheck.prepare(w, rng)
+    stream = keystream.from_seed(0)  # test data, not secrets
+    x, w = modp.random(stream, (512, 512)), rng.integers(-127, 128, (512, 512))
+    check = FreivaldsCheck.prepare(w, stream)
     y = modp.matmul(x, w)
     assert check.check(x, y) and check.error_bound < 1e-14
     for flat in rng.choice(y.size, 300, replace=False):
@@ -62,11 +66,15 @@ def test_every_single_changed_element_of_a_512_product_is_detected():
 
 
 # -- the enclave runtime -----------------------------------------------------------------
+def run_part(inside, x):
+    return inside.part(x)
+
+
 def test_the_boundary_counts_calls_and_bytes_and_charges_costs():
     cost = CostModel(crossing_seconds=1.0, copy_seconds_per_byte=0.0, epc_bytes=4096,
                      page_seconds=2.0)  # fmt: skip
-    enclave = Enclave(torch.nn.Linear(64, 64), role="t", cost=cost)
-    out = enclave.ecall(lambda inside, t: inside.part(t), torch.zeros(8, 64))
+    enclave = Enclave(torch.nn.Linear(64, 64), role="t", cost=cost, entry_points=(run_part,))
+    out = enclave.ecall(run_part, torch.zeros(8, 64))
     ledger = enclave.ledger
     assert out.shape == (8, 64) and ledger.calls == 1
     assert ledger.bytes_in == ledger.bytes_out == 8 * 64 * 4

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vtrust.errors import InputError, ProofRejected
+from vtrust.proofs import ext as X
 from vtrust.proofs import field as F
 from vtrust.proofs import protocol as PR
 from vtrust.proofs.circuit import Circuit, Linear, Square
@@ -163,8 +164,10 @@ def test_malformed_messages_raise_proof_rejected_only(setting, mutate):
 def test_soundness_bound_is_stated_and_small(setting):
     circuit, protocol = setting[0], setting[4]
     bound = PR.soundness(circuit, protocol)
-    assert 0 < bound["total"] < 2**-40
+    assert 0 < bound["total"] < 2**-100  # challenges in F_{p^2}
     assert len(bound["stages"]) == len(PR.stages(circuit, protocol))
+    ni = PR.noninteractive_soundness(circuit, protocol)
+    assert ni["bits"] >= 100 and ni["at_2^40"] < 2**-70
 
 
 def test_prover_and_verifier_in_different_processes(setting):
@@ -195,27 +198,38 @@ def test_circuits_whose_soundness_bound_exceeds_2_to_the_minus_40_are_refused(se
         PR.PreparedVerifier.prepare(circuit)
 
 
+def _ext_values(rng, n):
+    return [(int(a), int(b)) for a, b in rng.integers(0, F.P, (n, 2), dtype=np.uint64)]
+
+
+def _as_list(pair):
+    return list(zip(pair[0].tolist(), pair[1].tolist(), strict=True))
+
+
 def _fold_top(table, r):
-    """Fix an MLE table's highest variable to r."""
+    """Fix a table's highest variable to r (a list of F_{p^2} pairs)."""
     half = len(table) // 2
-    low, high = table[:half], table[half:]
-    return F.add(low, F.mul(np.uint64(r), F.sub(high, low)))
+    return [
+        X.add(a, X.mul(r, X.sub(b, a))) for a, b in zip(table[:half], table[half:], strict=True)
+    ]
 
 
-def _plain_square_rounds(z, q, rs, weights=None):
-    """Reference: each round's g(t) = Σ_rest A(rest, t, r…) z(rest, t, r…)², t = 0..3,
-    A = eq(q, ·) (or the table ``weights``), from full tables folded one variable at a
-    time, the highest first."""
-    e_table = F.eq_table(q) if weights is None else weights
-    z_table, rounds = z, []
+def _plain_square_rounds(z, weights, rs):
+    """Reference: each round's g(t) = Σ_rest A(rest, t, r…) z(rest, t, r…)², t = 0..3, from
+    full tables (A = ``weights``) folded one variable at a time, the highest first, in
+    plain F_{p^2} arithmetic."""
+    e_table, z_table, rounds = list(weights), [X.lift(v) for v in z.tolist()], []
     for r in rs:
-        rounds.append([
-            int(F.total(F.mul(_fold_top(e_table, t), F.mul(_fold_top(z_table, t),
-                                                           _fold_top(z_table, t)))))
-            for t in range(4)
-        ])  # fmt: skip
+        row = []
+        for t in range(4):
+            total = X.ZERO
+            pairs = zip(_fold_top(e_table, X.lift(t)), _fold_top(z_table, X.lift(t)), strict=True)
+            for e, v in pairs:
+                total = X.add(total, X.mul(e, X.mul(v, v)))
+            row.append(total)
+        rounds.append(row)
         e_table, z_table = _fold_top(e_table, r), _fold_top(z_table, r)
-    return rounds, int(z_table[0])
+    return rounds, z_table[0]
 
 
 @settings(max_examples=40, deadline=None)
@@ -227,30 +241,30 @@ def _plain_square_rounds(z, q, rs, weights=None):
 )
 def test_square_prover_matches_the_plain_sum_check(seed, m, low_variables, zero_at):
     """The factored prover (h(1) from the running claim, h(2) from a cross term, eq split
-    into a low and a high table, fused folding) sends exactly the plain form's messages,
-    for every split of the variables, also when a coordinate of the point or a challenge
-    is 0 (then h(1) cannot be derived and is summed)."""
+    into a low and a high table, fused folding, F_{p^2} challenges) sends exactly the
+    plain form's messages, for every split of the variables, also when a coordinate of
+    the point or a challenge is 0 (then h(1) cannot be derived and is summed)."""
     from vtrust.proofs import sumcheck as S
 
     rng = np.random.default_rng(seed)
     z = rng.integers(0, F.P, 1 << m, dtype=np.uint64)
-    q = [int(v) for v in rng.integers(0, F.P, m, dtype=np.uint64)]
-    rs = [int(v) for v in rng.integers(0, F.P, m, dtype=np.uint64)]
+    q, rs = _ext_values(rng, m), _ext_values(rng, m)
     if 0 <= zero_at < m:
-        q[zero_at] = 0
-        rs[(zero_at + 1) % m] = 0
+        q[zero_at] = X.ZERO
+        rs[(zero_at + 1) % m] = X.ZERO
         if zero_at + 1 < m:
-            q[zero_at + 1] = 0  # two zero coordinates in a row
-    claim = int(F.inner(F.eq_table(q), F.mul(z, z)))
-    expected, final = _plain_square_rounds(z, q, rs)
+            q[zero_at + 1] = X.ZERO  # two zero coordinates in a row
+    eq = X.eq_table(q)
+    claim = X.inner(eq, (F.mul(z, z), np.zeros_like(z)))
+    expected, final = _plain_square_rounds(z, _as_list(eq), rs)
     prover = S.SquareProver.for_eq(z, q, claim, low_variables=low_variables)
     for r, want in zip(rs, expected, strict=True):
         got = prover.message()
-        assert got == want and (got[0] + got[1]) % F.P == claim
-        claim = S.interpolate(got, r)
+        assert got == want and X.add(got[0], got[1]) == claim
+        claim = X.interpolate(got, r)
         prover.bind(r)
-    assert prover.final == final == int(F.mle(z, rs[::-1]))  # z at the bound point
-    assert claim == S.eq_value(q, rs[::-1]) * final * final % F.P  # what the verifier checks
+    assert prover.final == final == X.mle_base(z, rs[::-1])  # z at the bound point
+    assert claim == X.mul(X.mul(X.eq_value(q, rs[::-1]), final), final)  # the verifier's check
 
 
 @settings(max_examples=40, deadline=None)
@@ -263,22 +277,40 @@ def test_square_prover_with_any_low_weights_matches_the_plain_sum_check(seed, lo
     rng = np.random.default_rng(seed)
     m = low + high
     z = rng.integers(0, F.P, 1 << m, dtype=np.uint64)
-    w = rng.integers(0, F.P, 1 << low, dtype=np.uint64)
-    qh = [int(v) for v in rng.integers(0, F.P, high, dtype=np.uint64)]
+    w = _ext_values(rng, 1 << low)
+    qh = _ext_values(rng, high)
     if 0 <= zero_at < high:
-        qh[zero_at] = 0
-    rs = [int(v) for v in rng.integers(0, F.P, m, dtype=np.uint64)]
-    weights = np.array([int(a) * int(b) % F.P for a in F.eq_table(qh) for b in w], np.uint64)
-    claim = int(F.inner(weights, F.mul(z, z)))
-    expected, final = _plain_square_rounds(z, None, rs, weights=weights)
-    prover = S.SquareProver(z, qh, w, claim)
+        qh[zero_at] = X.ZERO
+    rs = _ext_values(rng, m)
+    weights = [X.mul(a, b) for a in _as_list(X.eq_table(qh)) for b in w]
+    claim = X.ZERO
+    for a, v in zip(weights, z.tolist(), strict=True):
+        claim = X.add(claim, X.mul(a, X.lift(v * v)))
+    expected, final = _plain_square_rounds(z, weights, rs)
+    w_pair = (np.array([v[0] for v in w], np.uint64), np.array([v[1] for v in w], np.uint64))
+    prover = S.SquareProver(z, qh, w_pair, claim)
     assert prover.rounds == m
     for r, want in zip(rs, expected, strict=True):
         got = prover.message()
-        assert got == want and (got[0] + got[1]) % F.P == claim
-        claim = S.interpolate(got, r)
+        assert got == want and X.add(got[0], got[1]) == claim
+        claim = X.interpolate(got, r)
         prover.bind(r)
     bound = rs[::-1]
-    assert prover.final == final == int(F.mle(z, bound))
-    w_at = int(F.mle(w, bound[:low])) if low else int(w[0])
-    assert claim == S.eq_value(qh, bound[low:]) * w_at * final * final % F.P
+    assert prover.final == final == X.mle_base(z, bound)
+    w_at = X.inner(w_pair, X.eq_table(bound[:low])) if low else w[0]
+    assert claim == X.mul(X.mul(X.mul(X.eq_value(qh, bound[low:]), w_at), final), final)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.tuples(st.integers(0, F.P - 1), st.integers(0, F.P - 1)),
+       b=st.tuples(st.integers(0, F.P - 1), st.integers(0, F.P - 1)),
+       c=st.tuples(st.integers(0, F.P - 1), st.integers(0, F.P - 1)))  # fmt: skip
+def test_the_extension_field_obeys_the_field_laws(a, b, c):
+    """F_{p^2} = F_p[i]/(i² + 1): a field (i² = −1, p ≡ 3 mod 4 so −1 is no square)."""
+    assert X.mul(a, X.add(b, c)) == X.add(X.mul(a, b), X.mul(a, c))
+    assert X.mul(X.mul(a, b), c) == X.mul(a, X.mul(b, c)) and X.mul(a, b) == X.mul(b, a)
+    assert X.mul((0, 1), (0, 1)) == (F.P - 1, 0)
+    if a != X.ZERO:
+        assert X.mul(a, X.inverse(a)) == X.ONE
+    r = X.eq_table([a, b])
+    assert X.inner(r, (np.ones(4, np.uint64), np.zeros(4, np.uint64))) == X.ONE  # Σ eq = 1

@@ -6,11 +6,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vtrust import keystream
 from vtrust.errors import KeyFileError, ScrambleError, SealError
 from vtrust.keying import ProtectionKey, load_protection_key, save_protection_key
 from vtrust.models import accuracy, build_model, load_model, save_model
 from vtrust.models.files import model_sha256
-from vtrust.protect import chaos, seal
+from vtrust.protect import seal
 from vtrust.protect.scramble import (
     TensorPermutation,
     scramble,
@@ -54,16 +55,20 @@ def test_key_files_round_trip_and_refuse_tampering(tmp_path):
         load_protection_key(tmp_path / "missing.json")
 
 
-# -- chaotic permutations and scrambling ---------------------------------------------------
+SALT = bytes(range(16))
+
+
+# -- keyed permutations and scrambling -----------------------------------------------------
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 3000), label=st.text(max_size=8))
-def test_chaotic_permutations_are_permutations_and_keyed(n, label):
-    perm = chaos.permutation(KEY.secret, label, n)
+def test_keyed_permutations_are_permutations_and_keyed(n, label):
+    perm = keystream.derived(KEY.secret, label).permutation(n)
     assert sorted(perm.tolist()) == list(range(n))
-    assert np.array_equal(perm, chaos.permutation(KEY.secret, label, n))
+    assert np.array_equal(perm, keystream.derived(KEY.secret, label).permutation(n))
     if n >= 20:
-        other = chaos.permutation(KEY.for_device("x").secret, label, n)
-        assert not np.array_equal(perm, other)
+        other = keystream.derived(KEY.for_device("x").secret, label).permutation(n)
+        salted = keystream.derived(KEY.secret, label, salt=SALT).permutation(n)
+        assert not np.array_equal(perm, other) and not np.array_equal(perm, salted)
 
 
 @settings(max_examples=40, deadline=None)
@@ -74,7 +79,7 @@ def test_chaotic_permutations_are_permutations_and_keyed(n, label):
 def test_unscrambling_inverts_scrambling_bit_for_bit(shape, seed):
     """extract∘embed = identity for the permutation of any tensor shape."""
     values = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
-    perm = TensorPermutation.derive(KEY, f"t{seed}", shape)
+    perm = TensorPermutation.derive(KEY, f"t{seed}", shape, SALT)
     moved = perm.apply(values)
     assert sorted(moved.ravel().tolist()) == sorted(values.ravel().tolist())
     assert perm.invert(moved).tobytes() == values.tobytes()
@@ -83,25 +88,25 @@ def test_unscrambling_inverts_scrambling_bit_for_bit(shape, seed):
 def test_scrambled_model_is_near_chance_and_unscrambles_exactly(digits, mlp_victim):
     """Averaged over keys, a scrambled copy of the trained digits MLP (0.97) is at chance
     (10 classes) + 2 points; single keys vary (the experiment reports the spread)."""
-    scrambled = [scramble(mlp_victim, ProtectionKey.generate(seed=s)) for s in range(10)]
+    scrambled = [scramble(mlp_victim, ProtectionKey.generate(seed=s), SALT) for s in range(10)]
     accuracies = [accuracy(m, digits.test) for m in scrambled]
     assert accuracy(mlp_victim, digits.test) > 0.95
     assert np.mean(accuracies) <= 0.12 and max(accuracies) <= 0.2
     key = ProtectionKey.generate(seed=0)
-    assert model_sha256(unscramble(scrambled[0], key)) == model_sha256(mlp_victim)
-    wrong = unscramble(scrambled[0], key.for_device("other"))
+    assert model_sha256(unscramble(scrambled[0], key, SALT)) == model_sha256(mlp_victim)
+    wrong = unscramble(scrambled[0], key.for_device("other"), SALT)
     assert model_sha256(wrong) != model_sha256(mlp_victim)
 
 
 def test_per_device_copies_differ(small_cnn):
-    a = scramble(small_cnn, KEY.for_device("a"))
-    b = scramble(small_cnn, KEY.for_device("b"))
+    a = scramble(small_cnn, KEY.for_device("a"), SALT)
+    b = scramble(small_cnn, KEY.for_device("b"), SALT)
     assert model_sha256(a) != model_sha256(b)
 
 
 def test_checked_unscrambling_refuses_wrong_keys_and_altered_files(small_cnn):
-    record = scramble_metadata(small_cnn, KEY)
-    scrambled = scramble(small_cnn, KEY)
+    record = scramble_metadata(small_cnn, KEY, SALT)
+    scrambled = scramble(small_cnn, KEY, SALT)
     assert model_sha256(unscramble_checked(scrambled, record, KEY)) == record["original_sha256"]
     with pytest.raises(ScrambleError, match="wrong key"):
         unscramble_checked(scrambled, record, ProtectionKey.generate(seed=2))
@@ -170,7 +175,7 @@ def test_model_files_survive_seal_and_unseal(sealed_model, tmp_path):
 
 def test_scrambling_covers_every_parameter_tensor():
     model = build_model("cnn", (1, 8, 8), 10, seed=0)
-    scrambled = scramble(model, KEY)
+    scrambled = scramble(model, KEY, SALT)
     for (name, a), (_, b) in zip(
         model.state_dict().items(), scrambled.state_dict().items(), strict=True
     ):

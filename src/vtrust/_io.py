@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import os
 import sys
@@ -11,17 +12,26 @@ from pathlib import Path
 from typing import Any
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def _default_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     A crash or error leaves either the previous file or nothing, never a partial file.
-    Missing parent folders are created.
+    Missing parent folders are created. ``private`` files (keys, registries of secrets)
+    are readable by their owner only (0600) from the moment they exist; others get the
+    usual mode (0666 less the umask).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600 if private else _default_mode())
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -33,9 +43,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return target
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+def digests_equal(expected: str, given: object) -> bool:
+    """Constant-time comparison of a hex digest with an untrusted value from a file: False
+    (never an exception) for anything that is not a lowercase hex string."""
+    if not isinstance(given, str) or len(given) != len(expected):
+        return False
+    if not given.isascii() or any(c not in "0123456789abcdef" for c in given):
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, private: bool = False) -> Path:
     """Write UTF-8 ``text`` atomically (see :func:`atomic_write_bytes`)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, text.encode("utf-8"), private=private)
 
 
 def canonical_json(obj: Any) -> str:
@@ -43,9 +63,9 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, indent=2, allow_nan=False) + "\n"
 
 
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, private: bool = False) -> Path:
     """Write ``obj`` as canonical JSON atomically."""
-    return atomic_write_text(path, canonical_json(obj))
+    return atomic_write_text(path, canonical_json(obj), private=private)
 
 
 MAX_JSON_NESTING = 2000

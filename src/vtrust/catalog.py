@@ -52,6 +52,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
         "vtrust.attacks.removal.noise",
         "vtrust.attacks.removal.distill",
         "vtrust.attacks.removal.overwrite",
+        "vtrust.attacks.ambiguity",
     ),
     "defenses": (
         "vtrust.defenses.poisoning",
@@ -281,6 +282,25 @@ def load_entry(section: str, name_or_path: str | Path) -> Entry:
     except (OSError, UnicodeDecodeError) as exc:
         raise CatalogError(f"cannot read catalog file {path}: {exc}") from None
     return parse_entry(section, text, name=path.stem, source=str(path))
+
+
+def entry_from_json(section: str, doc: Any, *, source: str) -> Entry:
+    """Rebuild an entry from its :meth:`Entry.to_json` record (e.g. one kept in a model
+    file's metadata), checking it like a TOML file."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
+        raise CatalogError(f"{source}: not a catalog entry record")
+    available = kinds(section)
+    kind = doc.get("kind")
+    if kind not in available:
+        raise CatalogError(f"{source}: unknown {section} kind {kind!r}")
+    params = doc.get("params")
+    if not isinstance(params, dict):
+        raise CatalogError(f"{source}: the entry record has no parameters")
+    description = doc.get("description", "")
+    return Entry(
+        doc["name"], section, kind, parse_params(available[kind].params, params, source),
+        description if isinstance(description, str) else "", Path(source),
+    )  # fmt: skip
 
 
 def list_entries(section: str) -> list[Entry]:

@@ -97,3 +97,7 @@ class TamperDetected(VtrustError):
 
 class AttestationError(VtrustError, ValueError):
     """An attestation quote is malformed, forged, stale or for the wrong measurement."""
+
+
+class EnclaveError(VtrustError, RuntimeError):
+    """Code the enclave was not measured with was asked to run inside it."""

@@ -10,7 +10,6 @@ and never printed — :class:`ProtectionKey`'s ``repr`` hides the secret.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from vtrust._io import atomic_write_text, canonical_json, parse_json
+from vtrust._io import atomic_write_text, canonical_json, digests_equal, parse_json
 from vtrust.errors import KeyFileError
 
 KEY_FORMAT = "vtrust-protection-key"
@@ -73,9 +72,9 @@ class ProtectionKey:
             raise KeyFileError("a device id is needed to derive a device key")
         return ProtectionKey(hkdf(self.secret, f"device:{device_id}"), device=device_id)
 
-    def matches(self, fingerprint: str) -> bool:
+    def matches(self, fingerprint: object) -> bool:
         """Constant-time comparison of this key's fingerprint with a recorded one."""
-        return hmac.compare_digest(self.fingerprint, str(fingerprint))
+        return digests_equal(self.fingerprint, fingerprint)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -89,7 +88,7 @@ class ProtectionKey:
 
 def save_protection_key(path: str | Path, key: ProtectionKey) -> Path:
     """Write ``key`` as JSON, atomically. Keep the file private."""
-    return atomic_write_text(path, canonical_json(key.to_json()))
+    return atomic_write_text(path, canonical_json(key.to_json()), private=True)
 
 
 def load_protection_key(path: str | Path) -> ProtectionKey:
@@ -110,6 +109,6 @@ def load_protection_key(path: str | Path) -> ProtectionKey:
         key = ProtectionKey(secret, device=str(doc.get("device", "")))
     except (KeyError, ValueError) as exc:
         raise KeyFileError(f"{path}: malformed secret ({exc.__class__.__name__})") from None
-    if not key.matches(str(doc.get("fingerprint", ""))):
+    if not key.matches(doc.get("fingerprint")):
         raise KeyFileError(f"{path}: the key's fingerprint does not match its secret")
     return key

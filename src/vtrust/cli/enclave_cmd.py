@@ -12,7 +12,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 CALIBRATION = 512  # victim-split examples that fix Slalom's activation scales
 
 
-def _runner(model_file: Path, split: str, seed: int):
+def _runner(model_file: Path, split: str, seed: int | None):
     """The model file's split runner (SplitModel or SlalomNetwork) and its splits."""
     import torch
 
@@ -39,18 +39,6 @@ def _read_json(path: Path, what: str):
         raise AttestationError(f"{path}: not a readable {what} (JSON)") from None
 
 
-def _used_nonces(seen: Path | None) -> set[str]:
-    """The nonces a verifier has already accepted (a JSON list of strings)."""
-    from vtrust.errors import AttestationError
-
-    if seen is None or not seen.exists():
-        return set()
-    doc = _read_json(seen, "nonce list")
-    if not isinstance(doc, list) or not all(isinstance(n, str) for n in doc):
-        raise AttestationError(f"{seen}: a nonce list is a JSON list of strings")
-    return set(doc)
-
-
 @click.group()
 def enclave() -> None:
     """Simulated enclave: split execution and attestation."""
@@ -61,7 +49,9 @@ def enclave() -> None:
 @click.option("--split", default="all", show_default=True,
               help="none, all (MLCapsule), first:K, last:K or slalom.")  # fmt: skip
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Slalom's pads and checks.")
+@click.option("--seed", type=int, default=None,
+              help="Reproducible Slalom pads and checks (INSECURE: tests, experiments)."
+              )  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def run(model_file, split, batch, seed, as_json) -> None:
     """Run the test split through the split model; compare with the plain model."""
@@ -100,9 +90,12 @@ def run(model_file, split, batch, seed, as_json) -> None:
             float_predictions = model(x).argmax(1).numpy()
         result["agreement_with_float"] = float((predictions == float_predictions).mean())
         result["freivalds_error_bound"] = runner.error_bound
+        result["insecure_seed"] = seed  # pads and checks known to whoever knows it
     if as_json:
         emit_json(result)
         return
+    if seed is not None and split == "slalom":
+        click.echo(f"warning: INSECURE run: Slalom's pads and checks derive from seed {seed}")
     click.echo(
         f"{split}: {len(x)} examples, accuracy {result['accuracy']:.4f}, predictions "
         f"{'equal' if result['same_predictions_as_plain'] else 'DIFFER from'} the plain model's"
@@ -145,7 +138,7 @@ def attest(model_file, split, device_file, nonce, scheme, out) -> None:
     from vtrust.enclave.attest import DeviceIdentity
 
     identity = DeviceIdentity.from_json(_read_json(device_file, "device identity"))
-    runner, _, _ = _runner(model_file, split, 0)
+    runner, _, _ = _runner(model_file, split, None)
     if runner.enclave is None:
         raise click.UsageError("split 'none' has no enclave to attest")
     quote = identity.quote(runner.enclave.measurement, nonce, scheme)
@@ -153,33 +146,49 @@ def attest(model_file, split, device_file, nonce, scheme, out) -> None:
     click.echo(f"quote for {identity.device}, measurement {quote.measurement[:16]}… → {out}")
 
 
+@enclave.command("challenge")
+@click.option("--state", type=_FILE, required=True, help="This verifier's nonce ledger (JSON).")
+def challenge(state) -> None:
+    """Issue a fresh nonce (printed) for a device to quote, and record it in --state."""
+    from vtrust.enclave.nonces import NonceLedger
+
+    ledger = NonceLedger.load(state)
+    nonce = ledger.issue()
+    ledger.save(state)
+    click.echo(nonce)
+
+
 @enclave.command("verify-quote")
 @click.option("--quote", "quote_file", type=_FILE, required=True)
 @click.option("--device-pub", type=_FILE, required=True, help="The device's public keys.")
 @click.option("--model", "model_file", type=_FILE, required=True, help="The expected model.")
 @click.option("--split", default="all", show_default=True)
-@click.option("--nonce", required=True, help="The nonce this verifier issued.")
-@click.option("--seen", type=_FILE, default=None,
-              help="JSON list of nonces already accepted (updated; rejects replays).")  # fmt: skip
+@click.option("--state", type=_FILE, required=True,
+              help="This verifier's nonce ledger: the quote must answer a nonce issued by "
+                   "`vtrust enclave challenge`, at most --max-age old, never used before."
+              )  # fmt: skip
+@click.option("--max-age", type=click.IntRange(min=1), default=600, show_default=True,
+              help="Seconds a nonce stays valid.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def verify_quote(quote_file, device_pub, model_file, split, nonce, seen, as_json) -> None:
+def verify_quote(quote_file, device_pub, model_file, split, state, max_age, as_json) -> None:
     """Check a quote: signature, expected measurement, fresh nonce. Exit 1 if rejected."""
-    from vtrust._io import atomic_write_json
+    from datetime import timedelta
+
     from vtrust.enclave.attest import DevicePublic, Quote, QuoteVerifier
+    from vtrust.enclave.nonces import NonceLedger
     from vtrust.errors import AttestationError
 
     quote = Quote.from_json(_read_json(quote_file, "quote"))
     device = DevicePublic.from_json(_read_json(device_pub, "device public key"))
-    runner, _, _ = _runner(model_file, split, 0)
+    ledger = NonceLedger.load(state)
+    runner, _, _ = _runner(model_file, split, None)
     if runner.enclave is None:
         raise click.UsageError("split 'none' has no enclave to attest")
-    used = _used_nonces(seen)
     verifier = QuoteVerifier([device], runner.enclave.measurement)
-    if nonce not in used:
-        verifier.expect(nonce)
     try:
-        if quote.nonce != nonce:
-            raise AttestationError("the quote answers another nonce")
+        ledger.consume(quote.nonce, max_age=timedelta(seconds=max_age))
+        ledger.save(state)  # a used nonce is recorded even when the quote then fails
+        verifier.expect(quote.nonce)
         verifier.verify(quote)
     except AttestationError as exc:
         if as_json:
@@ -187,8 +196,6 @@ def verify_quote(quote_file, device_pub, model_file, split, nonce, seen, as_json
         else:
             click.echo(f"rejected: {exc}")
         return 1
-    if seen is not None:
-        atomic_write_json(seen, sorted(used | {nonce}))
     if as_json:
         emit_json({"accepted": True, "device": quote.device, "measurement": quote.measurement})
     else:

@@ -12,16 +12,58 @@ from vtrust.cli.common import emit_json
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-def _compile(model_file: Path, circuit_name: str):
-    """Load a model file and compile it with a circuit entry (name or TOML)."""
-    from vtrust.catalog import load_entry
+def _verifier_circuit(loaded, circuit_name: str | None, model_file: Path):
+    """The circuit entry from the verifier's side: ``--circuit`` if given, else the one
+    the model file records it was quantised for (the proof file's own is never used)."""
+    from vtrust.catalog import entry_from_json, load_entry
+    from vtrust.errors import InputError
+
+    recorded = loaded.metadata.get("quantized_for")
+    if circuit_name is not None:
+        entry = load_entry("circuits", circuit_name)
+        if recorded is not None and recorded.get("params") != entry.to_json()["params"]:
+            raise InputError(
+                f"{model_file} was quantised for circuit {recorded.get('name')!r} with other "
+                f"parameters than {entry.name!r}; quantise it for this circuit first"
+            )
+        return entry
+    if recorded is None:
+        raise InputError(
+            f"{model_file} records no circuit (not quantised with vtrust quantize): pass --circuit"
+        )
+    return entry_from_json("circuits", recorded, source=f"{model_file} metadata")
+
+
+def _compile(model_file: Path, circuit_name: str | None):
+    """Load a model file and compile the verifier's circuit for it."""
     from vtrust.models import load_model
     from vtrust.models.files import model_sha256
 
     loaded = load_model(model_file)
-    entry = load_entry("circuits", circuit_name)
+    entry = _verifier_circuit(loaded, circuit_name, model_file)
     compiled = entry.build().compile(loaded.model, loaded.model.spec.input_shape)
     return loaded, entry, compiled, model_sha256(loaded.model)
+
+
+def _images(input_file: Path, input_shape: tuple[int, ...], batch: int):
+    """A .npy batch of real images (N, C, H, W), 1 ≤ N ≤ batch, or InputError."""
+    import numpy as np
+
+    from vtrust.errors import InputError
+
+    try:
+        images = np.load(input_file, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{input_file}: not a .npy array ({exc})") from None
+    if images.dtype.kind not in "biuf":
+        raise InputError(f"{input_file}: images must be real numbers, not {images.dtype}")
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
+        raise InputError(
+            f"{input_file}: images must have shape (N, {input_shape}), got {images.shape}"
+        )
+    if not 1 <= len(images) <= batch:
+        raise InputError(f"a proof covers 1..{batch} images, got {len(images)}")
+    return images
 
 
 @click.command()
@@ -71,7 +113,10 @@ def quantize(model_file, circuit_name, out, epochs, seed, as_json):
 
 @click.command()
 @click.option("--model", "model_file", type=_FILE, required=True)
-@click.option("--circuit", "circuit_name", required=True, help="Circuit name or TOML.")
+@click.option(
+    "--circuit", "circuit_name", default=None,
+    help="Circuit name or TOML; default: the one the model file was quantised for.",
+)  # fmt: skip
 @click.option("--input", "input_file", type=_FILE, required=True, help="Images (N, C, H, W) .npy.")
 @click.option("--out", type=_FILE, required=True, help="Where to write the proof (JSON).")
 @click.option(
@@ -84,8 +129,6 @@ def quantize(model_file, circuit_name, out, epochs, seed, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def prove(model_file, circuit_name, input_file, out, protocol, as_json):
     """Compute the outputs for a batch of inputs and a proof that the model produced them."""
-    import numpy as np
-
     from vtrust.errors import InputError
     from vtrust.proofs import field as F
     from vtrust.proofs.files import proof_document, write_proof
@@ -93,21 +136,13 @@ def prove(model_file, circuit_name, input_file, out, protocol, as_json):
     from vtrust.proofs.quantize import quantize_inputs
 
     loaded, entry, compiled, digest = _compile(model_file, circuit_name)
-    try:
-        images = np.load(input_file, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{input_file}: not a .npy array ({exc})") from None
+    if "quantized_for" not in loaded.metadata:
+        raise InputError(f"{model_file} is not quantised for a circuit: run vtrust quantize first")
     circuit = compiled.circuit
-    if images.ndim != 4 or tuple(images.shape[1:]) != loaded.model.spec.input_shape:
-        raise InputError(
-            f"{input_file}: images must have shape (N, {loaded.model.spec.input_shape}), "
-            f"got {images.shape}"
-        )
-    if not 1 <= len(images) <= circuit.batch:
-        raise InputError(f"a proof covers 1..{circuit.batch} images, got {len(images)}")
+    images = _images(input_file, loaded.model.spec.input_shape, circuit.batch)
     x = circuit.pad_inputs(F.elements(quantize_inputs(images, compiled.spec)))
     started = time.perf_counter()
-    outputs, messages = prove_noninteractive(circuit, x, protocol=protocol)
+    outputs, messages = prove_noninteractive(circuit, x, protocol=protocol, count=len(images))
     seconds = time.perf_counter() - started
     document = proof_document(
         circuit=circuit,
@@ -141,42 +176,46 @@ def prove(model_file, circuit_name, input_file, out, protocol, as_json):
 @click.command()
 @click.option("--model", "model_file", type=_FILE, required=True)
 @click.option("--proof", "proof_file", type=_FILE, required=True)
-@click.option("--circuit", "circuit_name", default=None, help="Pin the circuit (name or TOML).")
+@click.option(
+    "--circuit", "circuit_name", default=None,
+    help="The circuit (name or TOML); default: the one the model file was quantised for.",
+)  # fmt: skip
+@click.option(
+    "--input", "input_file", type=_FILE, default=None,
+    help="The images you sent (.npy): the proof must be about exactly these.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def verify(model_file, proof_file, circuit_name, as_json):
-    """Check a proof against the model; exit 0 accepted, 1 rejected, 2 bad input."""
-    from vtrust.catalog import parse_params
+def verify(model_file, proof_file, circuit_name, input_file, as_json):
+    """Check a proof against your model, circuit and inputs; exit 0 accepted, 1 rejected,
+    2 bad input. The circuit and inputs come from your side, never from the proof."""
+    import numpy as np
+
     from vtrust.errors import ProofRejected
     from vtrust.proofs import field as F
-    from vtrust.proofs.compiler import CircuitCompiler, CircuitParams
     from vtrust.proofs.files import parse_statement, read_header
     from vtrust.proofs.protocol import PreparedVerifier, verify_noninteractive
+    from vtrust.proofs.quantize import quantize_inputs
 
+    loaded, entry, compiled, digest = _compile(model_file, circuit_name)
+    circuit = compiled.circuit
+    expected = None
+    if input_file is not None:
+        images = _images(input_file, loaded.model.spec.input_shape, circuit.batch)
+        expected = circuit.pad_inputs(F.elements(quantize_inputs(images, compiled.spec)))
     try:
         document = read_header(proof_file)
-        if circuit_name is not None:
-            _, _, compiled, digest = _compile(model_file, circuit_name)
-        else:
-            from vtrust.errors import CatalogError, InputError
-            from vtrust.models import load_model
-            from vtrust.models.files import model_sha256
-
-            loaded = load_model(model_file)
-            try:
-                params = parse_params(
-                    CircuitParams, dict(document["circuit"].get("params") or {}), str(proof_file)
-                )
-            except (CatalogError, InputError, TypeError, AttributeError) as exc:
-                raise ProofRejected(f"bad circuit description ({exc})") from None
-            compiled = CircuitCompiler(params).compile(loaded.model, loaded.model.spec.input_shape)
-            digest = model_sha256(loaded.model)
-        circuit = compiled.circuit
         started = time.perf_counter()
         prepared = PreparedVerifier.prepare(circuit)
         precompute = time.perf_counter() - started
-        inputs, outputs, messages, count = parse_statement(document, circuit, digest)
+        inputs, outputs, messages, count = parse_statement(
+            document, circuit, digest, input_max=compiled.spec.input_scale
+        )
+        if expected is not None and (count != len(images) or not np.array_equal(inputs, expected)):
+            raise ProofRejected("the proof is about other inputs than the ones you sent")
         started = time.perf_counter()
-        verify_noninteractive(prepared, inputs, outputs, messages, protocol=document["protocol"])
+        verify_noninteractive(
+            prepared, inputs, outputs, messages, protocol=document["protocol"], count=count
+        )
         seconds = time.perf_counter() - started
     except ProofRejected as exc:
         if as_json:
@@ -185,14 +224,29 @@ def verify(model_file, proof_file, circuit_name, as_json):
             click.echo(f"rejected: {exc.reason}")
         return 1
     logits = F.signed(outputs[:count, : circuit.n_outputs])
+    checked = (
+        "outputs = circuit(your inputs)"
+        if expected is not None
+        else "only outputs = circuit(the inputs in the proof file): pass --input to check "
+        "they are the ones you sent"
+    )
     result = {
         "accepted": True,
         "predictions": logits.argmax(axis=1).tolist(),
+        "circuit": entry.name,
+        "circuit_sha256": circuit.sha256(),
+        "inputs_checked": expected is not None,
+        "checked": checked,
+        "soundness_bits": prepared.soundness_bits,
         "precompute_seconds": precompute,
         "verify_seconds": seconds,
     }
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"accepted: predictions {result['predictions']} ({seconds * 1000:.1f} ms)")
+        click.echo(
+            f"accepted: predictions {result['predictions']} ({seconds * 1000:.1f} ms); checked "
+            f"{checked}; circuit {entry.name} (yours), {prepared.soundness_bits:.0f}-bit "
+            "non-interactive soundness"
+        )
     return 0

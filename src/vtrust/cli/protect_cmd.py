@@ -55,16 +55,18 @@ def _keyed_model_command(model_help: str, device_help: str):
 
 @_keyed_model_command("The model file.", "Scramble with this device's derived key.")
 def scramble(model_file, key_file, device, out, as_json) -> None:
-    """Permute every layer's weights with a keyed chaotic map."""
+    """Permute every layer's weights under the key and a fresh per-file salt."""
     from vtrust.models import load_model, save_model
+    from vtrust.protect.scramble import new_salt, scramble_metadata
     from vtrust.protect.scramble import scramble as scramble_model
-    from vtrust.protect.scramble import scramble_metadata
 
     key = _key(key_file, device)
     loaded = load_model(model_file)
-    record = scramble_metadata(loaded.model, key)
+    salt = new_salt()
+    record = scramble_metadata(loaded.model, key, salt)
     metadata = {k: v for k, v in loaded.metadata.items() if k in _KEPT}
-    sha = save_model(out, scramble_model(loaded.model, key), {**metadata, "scrambled": record})
+    scrambled = scramble_model(loaded.model, key, salt)
+    sha = save_model(out, scrambled, {**metadata, "scrambled": record})
     result = {"out": str(out), "scrambled_sha256": sha, "key_fingerprint": key.fingerprint,
               "device": key.device, "original_sha256": record["original_sha256"]}  # fmt: skip
     if as_json:

@@ -47,8 +47,12 @@ def watermark() -> None:
     "--seed",
     type=int,
     default=None,
-    help="Derive the key from this seed (reproducible experiments only).",
+    help="Derive the key from this seed (INSECURE: reproducible experiments only).",
 )
+@click.option(
+    "--notary", "notary_file", type=MODEL, default=None,
+    help="Notary file: date the key's commitment now (evidence for a dispute).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
 def embed(
     model_file,
@@ -64,10 +68,14 @@ def embed(
     epochs,
     owner,
     seed,
+    notary_file,
     as_json,
 ):
     """Embed a new watermark and write the marked model and its key."""
     from vtrust.watermark.embedding import embed_watermark
+    from vtrust.watermark.notary import Notary
+
+    notary = Notary.load(notary_file) if notary_file is not None else None
 
     result = embed_watermark(
         model_file,
@@ -83,10 +91,13 @@ def embed(
         epochs=epochs,
         owner=owner,
         seed=seed,
+        notary=notary,
     )
     if as_json:
         emit_json(result)
     else:
+        if seed is not None:
+            click.echo(f"warning: INSECURE key: derived from seed {seed}; anyone can remake it")
         click.echo(
             f"embedded a {kind} watermark: accuracy {result['accuracy_before']:.4f} -> "
             f"{result['accuracy_after']:.4f}, p = {result['verification']['p_value']:.3g}; "
@@ -100,15 +111,28 @@ def embed(
 @click.option(
     "--fpr", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-6, show_default=True
 )
+@click.option(
+    "--notary-pub", type=MODEL, default=None,
+    help="The notary you trust: require its receipt dating the key before --suspect-seen.",
+)  # fmt: skip
+@click.option(
+    "--suspect-seen", default=None,
+    help="When you first saw the suspect (ISO time, UTC if no zone); with --notary-pub.",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True)
-def verify_cmd(model_file, key_file, fpr, as_json):
-    """Decide ownership of a model with a p-value (exit 0 owned, 1 not owned)."""
+def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, as_json):
+    """Decide ownership of a model with a p-value (exit 0 owned, 1 not owned).
+
+    Everything compared is derived from the key's secret; the decision needs
+    p · 2^64 ≤ fpr (a claimant may have tried 2^64 secrets). With --notary-pub it also
+    needs a notary receipt older than --suspect-seen."""
     from vtrust.watermark.keys import load_key
     from vtrust.watermark.robustness import verify
 
+    dating = _dating(notary_pub, suspect_seen)
     key = load_key(key_file)
     model, splits = target_splits(model_file)
-    result = verify(model, key, splits, fpr=fpr).to_json()
+    result = verify(model, key, splits, fpr=fpr, dating=dating).to_json()
     if as_json:
         emit_json(result)
     else:
@@ -118,8 +142,12 @@ def verify_cmd(model_file, key_file, fpr, as_json):
             else f"trigger accuracy {result['trigger_accuracy']:.4f}"
         )
         verdict = "OWNED" if result["owned"] else "not owned"
+        dated = {True: "dated before the suspect", False: "NOT dated", None: "undated check"}
         click.echo(
-            f"{verdict}: {metric}, p = {result['p_value']:.3g} (fpr {fpr:g})"
+            f"{verdict}: {metric}, p = {result['p_value']:.3g}, × 2^{result['grinding_bits']}"
+            f" tries = {result['adjusted_p_value']:.3g} (fpr {fpr:g}); "
+            f"{dated[result['dated']]}"
+            + ("; INSECURE key (made from a seed)" if result["insecure_key"] else "")
             + (
                 f", calibrated threshold {result['calibrated_threshold']:.4f} from "
                 f"{result['null_models']} null models"
@@ -129,6 +157,51 @@ def verify_cmd(model_file, key_file, fpr, as_json):
             + (f" [{result['reason']}]" if result["reason"] else "")
         )
     return 0 if result["owned"] else 1
+
+
+def _dating(notary_pub, suspect_seen):
+    """The verifier's dating policy from the CLI options (both or neither)."""
+    from vtrust.watermark.notary import load_public, parse_time
+    from vtrust.watermark.robustness import Dating
+
+    if (notary_pub is None) != (suspect_seen is None):
+        raise click.UsageError("--notary-pub and --suspect-seen go together")
+    if notary_pub is None:
+        return None
+    try:
+        seen = parse_time(suspect_seen)
+    except ValueError:
+        raise click.BadParameter(
+            f"not an ISO time: {suspect_seen!r}", param_hint="--suspect-seen"
+        ) from None
+    return Dating(load_public(notary_pub), seen)
+
+
+@watermark.command("notary")
+@click.option(
+    "--out", type=MODEL, required=True, help="Private notary file (public: OUT.pub.json)."
+)
+def notary_cmd(out):
+    """Create a notary (timestamp authority) key pair for dating key commitments."""
+    from vtrust.watermark.notary import Notary, public_path
+
+    Notary.generate().save(out)
+    click.echo(f"notary: private {out}, public {public_path(out)}")
+
+
+@watermark.command("notarize")
+@click.option("--key", "key_file", type=MODEL, required=True)
+@click.option("--notary", "notary_file", type=MODEL, required=True, help="Private notary file.")
+def notarize_cmd(key_file, notary_file):
+    """Date a key's commitment now: the notary signs it and the receipt joins the key."""
+    from vtrust.watermark.keys import load_key, save_key
+    from vtrust.watermark.notary import Notary
+
+    notary = Notary.load(notary_file)
+    key = load_key(key_file)
+    receipt = notary.notarize(key.commitment, key.owner)
+    save_key(key_file, key.with_receipt(receipt))
+    click.echo(f"commitment {key.commitment[:16]}… dated {receipt['time']}")
 
 
 @watermark.command("calibrate")
@@ -273,13 +346,15 @@ def robustness_cmd(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, 
 
 
 def _print_table(report: dict) -> None:
+    from vtrust.watermark.report import verdict as outcome_verdict
+
     base = report["baseline"]
     click.echo(
         f"baseline: owned={base['owned']} p={base['p_value']:.3g} "
         f"accuracy={report['original_accuracy']:.4f}"
     )
     for outcome in report["attacks"]:
-        verdict = "survives" if outcome["watermark_survives"] else "REMOVED"
+        verdict = outcome_verdict(outcome)
         worst = min((r["score"] for r in outcome["rows"]), default=float("nan"))
         click.echo(f"  {outcome['attack']:<24} {verdict:<8} lowest score {worst:.4f}")
 

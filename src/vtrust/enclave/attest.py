@@ -11,7 +11,6 @@ malformed quote — raises :class:`~vtrust.errors.AttestationError`.
 
 from __future__ import annotations
 
-import hmac
 import json
 import secrets
 from dataclasses import asdict, dataclass
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from vtrust._io import digests_equal
 from vtrust.enclave._bls import bls
 from vtrust.errors import AttestationError
 from vtrust.keying import hkdf, new_secret
@@ -179,7 +179,7 @@ class QuoteVerifier:
         return device
 
     def _accept(self, quote: Quote) -> None:
-        if not hmac.compare_digest(quote.measurement, self.expected):
+        if not digests_equal(self.expected, quote.measurement):
             raise AttestationError("wrong measurement: the enclave's code or model part differs")
         if quote.nonce not in self._outstanding:
             raise AttestationError("stale or replayed nonce: it was not issued or was used")

@@ -73,7 +73,6 @@ def throughput(
     *,
     cost: CostModel,
     repeats: int = 5,
-    seed: int = 0,
 ) -> list[dict[str, Any]]:
     """Images per modelled second for no enclave, all inside (MLCapsule), each
     ``first:K``/``last:K`` partition and Slalom, with the ledger of one batch."""
@@ -85,7 +84,7 @@ def throughput(
         split = SplitModel(model, SplitSpec.parse(text), cost=cost)
         split.forward(x)  # warm-up
         rows.append(_timed(text, split, lambda s=split: s.forward(x), len(x), repeats))
-    net = SlalomNetwork(model, calibration, cost=cost, seed=seed)
+    net = SlalomNetwork(model, calibration, cost=cost)  # secrets from the CSPRNG
     net.precompute(repeats + 1, len(x))
     offline_per_batch = net.offline_seconds / (repeats + 1)
     net.forward(x)

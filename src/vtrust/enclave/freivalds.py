@@ -15,6 +15,7 @@ import numpy as np
 
 from vtrust.enclave import modp
 from vtrust.errors import InputError
+from vtrust.keystream import KeyStream
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,12 @@ class FreivaldsCheck:
     secrets_v: np.ndarray = field(repr=False)  # (r, k) = s Wᵀ… precomputed
 
     @classmethod
-    def prepare(cls, w: np.ndarray, rng: np.random.Generator, repetitions: int = 2):
-        """Precompute the check for the small signed integer matrix ``w`` (m, k)."""
+    def prepare(cls, w: np.ndarray, stream: KeyStream, repetitions: int = 2):
+        """Precompute the check for the small signed integer matrix ``w`` (m, k), with
+        secret vectors from the cryptographic ``stream``."""
         if repetitions < 1:
             raise InputError("Freivalds' check needs at least one repetition")
-        s = modp.random(rng, (repetitions, w.shape[0]))
+        s = modp.random(stream, (repetitions, w.shape[0]))
         v = modp.matmul(s, np.ascontiguousarray(w.T))  # (r, k): s · W
         return cls(s, v)
 

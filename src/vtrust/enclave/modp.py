@@ -9,15 +9,16 @@ import numba
 import numpy as np
 
 from vtrust.errors import InputError
+from vtrust.keystream import KeyStream
 
 P = 16_777_213  # 2^24 − 3 (prime)
 _EXACT = 1 << 53
 _DOT_CHUNK = 1 << 14  # int64 dot products of < 2^24 · < 2^24 terms stay exact this long
 
 
-def random(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Uniform elements of F_p (int32)."""
-    return rng.integers(0, P, size=shape, dtype=np.int32)
+def random(stream: KeyStream, shape: tuple[int, ...]) -> np.ndarray:
+    """Uniform elements of F_p (int32) from a cryptographic stream."""
+    return stream.below(P, shape).astype(np.int32)
 
 
 def reduce(a: np.ndarray) -> np.ndarray:

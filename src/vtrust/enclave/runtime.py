@@ -8,9 +8,13 @@ root secret, the sealing key derived from it); the host reaches it only through
 times the work inside on one thread, and charges the :class:`~vtrust.enclave.costs.
 CostModel` (crossing, copying, paging beyond the memory budget).
 
-The measurement, like SGX's MRENCLAVE, hashes the enclave's code identity — the
-sources of the modules that run inside — with the hash of the model part it loaded and
-the name of its role.
+The measurement, like SGX's MRENCLAVE, hashes everything that decides what the enclave
+does: the sources of the modules that run inside, the enclave's **entry points** (the
+bytecode, constants and names of every function it may run, declared when it is made,
+like an SGX EDL), the model part's **architecture** (its module tree) and the hash of its
+weights, and the role. :meth:`Enclave.ecall` refuses a function that is not one of the
+measured entry points, so two enclaves that can run different code never share a
+measurement.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import functools
 import hashlib
 import secrets
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,6 +36,7 @@ import torch
 from torch import nn
 
 from vtrust.enclave.costs import CostModel, Ledger
+from vtrust.errors import EnclaveError
 from vtrust.keying import ProtectionKey, hkdf
 from vtrust.models.files import model_sha256
 from vtrust.protect.seal import open_bytes, seal_bytes
@@ -48,9 +54,31 @@ def code_identity() -> str:
     return digest.hexdigest()
 
 
-def measurement(identity: str, part_sha256: str, role: str) -> str:
-    """The enclave's measurement: code identity, model part and role, hashed together."""
-    text = f"vtrust-measurement/1\x00{identity}\x00{part_sha256}\x00{role}"
+def code_digest(code: types.CodeType) -> str:
+    """SHA-256 of a function's code: bytecode, constants (nested code recursively) and
+    the names it uses — what decides what it does, not where it was defined."""
+    digest = hashlib.sha256(code.co_code)
+    for const in code.co_consts:
+        item = code_digest(const) if isinstance(const, types.CodeType) else repr(const)
+        digest.update(b"\x00" + item.encode())
+    digest.update(("\x00".join(code.co_names + code.co_varnames + code.co_freevars)).encode())
+    return digest.hexdigest()
+
+
+def architecture(part: nn.Module | None) -> str:
+    """The model part's module tree (types and hyperparameters, not weights)."""
+    return "none" if part is None else repr(part)
+
+
+def measurement(
+    identity: str, part_sha256: str, role: str, *, architecture: str = "", entries: str = ""
+) -> str:
+    """The enclave's measurement: code identity, entry points, architecture, weights and
+    role, hashed together."""
+    text = (
+        f"vtrust-measurement/2\x00{identity}\x00{entries}\x00{architecture}\x00"
+        f"{part_sha256}\x00{role}"
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -104,11 +132,21 @@ class Inside:
         return open_bytes(blob, self.__key).data
 
 
+def _seal_entry(inside: Inside, data: bytes) -> bytes:
+    return inside.seal(data)
+
+
+def _unseal_entry(inside: Inside, blob: bytes) -> bytes:
+    return inside.unseal(blob)
+
+
 class Enclave:
     """A simulated enclave holding ``part`` (a module, or None for a code-only enclave).
 
-    ``root_secret`` stands for the device's fused key (random unless given, e.g. by a
-    test); the sealing key is derived from it and the measurement and never leaves.
+    ``entry_points``: the functions ``fn(inside, *args)`` it may run (besides sealing and
+    unsealing); their code is part of the measurement. ``root_secret`` stands for the
+    device's fused key (random unless given, e.g. by a test); the sealing key is derived
+    from it and the measurement and never leaves.
     """
 
     def __init__(
@@ -116,13 +154,19 @@ class Enclave:
         part: nn.Module | None,
         *,
         role: str,
+        entry_points: tuple[Callable[..., Any], ...] = (),
         cost: CostModel | None = None,
         root_secret: bytes | None = None,
     ) -> None:
         part = copy.deepcopy(part).eval() if part is not None else None
         part_hash = model_sha256(part) if part is not None else "none"
         self.role = role
-        self.measurement = measurement(code_identity(), part_hash, role)
+        functions = (_seal_entry, _unseal_entry, *entry_points)
+        self._entries = frozenset(code_digest(fn.__code__) for fn in functions)
+        self.measurement = measurement(
+            code_identity(), part_hash, role, architecture=architecture(part),
+            entries="\x00".join(sorted(self._entries)),
+        )  # fmt: skip
         self.ledger = Ledger(cost or CostModel())
         root = root_secret if root_secret is not None else secrets.token_bytes(32)
         key = ProtectionKey(hkdf(root, f"sealing:{self.measurement}"))
@@ -139,7 +183,10 @@ class Enclave:
     def ecall(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(inside, *args)`` in the enclave (``inside``: an :class:`Inside`):
         count the call and the bytes crossing, time the work on one thread and charge
-        the cost model."""
+        the cost model. :class:`EnclaveError` if ``fn`` is not a measured entry point."""
+        code = getattr(fn, "__code__", None)
+        if code is None or code_digest(code) not in self._entries:
+            raise EnclaveError(f"{getattr(fn, '__name__', fn)!r} is not a measured entry point")
         bytes_in = nbytes(args)
         with one_thread():
             started = time.perf_counter()
@@ -152,8 +199,8 @@ class Enclave:
 
     def seal(self, data: bytes) -> bytes:
         """An ecall that seals ``data`` inside and hands back the sealed blob."""
-        return self.ecall(lambda inside, d: inside.seal(d), data)
+        return self.ecall(_seal_entry, data)
 
     def unseal(self, blob: bytes) -> bytes:
         """An ecall that opens ``blob`` (:class:`~vtrust.errors.SealError` if it fails)."""
-        return self.ecall(lambda inside, b: inside.unseal(b), blob)
+        return self.ecall(_unseal_entry, blob)

@@ -9,10 +9,19 @@ output, as in :mod:`vtrust.proofs.quantize`; a layer that cannot meet it is refu
 
 Per linear layer and example, an offline phase inside the enclave draws a one-time pad
 R (uniform in F_p, the input's shape) and its unblinding factor U = lin(R); pads are
-sealed and stored outside, and each is used once. Online: the enclave sends x + R, the
-host returns y' = lin(x + R); the enclave checks y' with Freivalds (error ≤ p^−r) and
-unblinds y = y' − U. The host sees only uniformly random inputs. Slalom protects the
-inputs and the integrity of the result, not the weights: the host must hold them.
+sealed and stored outside with their layer and a serial number, and the enclave keeps
+the serials it has used: a pad handed back a second time (or for another layer) is
+refused, since two inputs blinded by one pad give the host their difference. Online:
+the enclave sends x + R, the host returns y' = lin(x + R); the enclave checks y' with
+Freivalds (error ≤ p^−r, fresh secret vectors for every batch, so a host learns nothing
+usable from which wrong answers were caught) and unblinds y = y' − U. The host sees only
+uniformly random inputs. Slalom protects the inputs and the integrity of the result, not
+the weights: the host must hold them.
+
+Every secret (pads, Freivalds vectors) comes from a ChaCha20 stream keyed from
+:mod:`secrets` inside the enclave. An explicit ``seed`` makes them reproducible for
+tests and experiments — and known to anyone who knows the seed: such a network reports
+itself ``insecure``.
 
 :meth:`SlalomNetwork.forward_plain` runs the same quantised arithmetic without enclave
 or host; Slalom's predictions equal it exactly.
@@ -22,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import math
-import secrets
 import time
 from dataclasses import dataclass
 
@@ -31,6 +39,7 @@ import torch
 import torch.nn.functional as nnf
 from torch import nn
 
+from vtrust import keystream
 from vtrust.enclave import modp
 from vtrust.enclave.costs import CostModel
 from vtrust.enclave.freivalds import FreivaldsCheck
@@ -213,8 +222,91 @@ class TamperingHost(Host):
         return y
 
 
-def _pad_bytes(r: np.ndarray, u: np.ndarray) -> bytes:
-    return r.astype("<i4").tobytes() + u.astype("<i4").tobytes()
+_PAD_HEADER = 12  # layer (uint32) and serial (uint64), little-endian, sealed with the pad
+
+
+def _pad_bytes(layer: int, serial: int, r: np.ndarray, u: np.ndarray) -> bytes:
+    header = layer.to_bytes(4, "little") + serial.to_bytes(8, "little")
+    return header + r.astype("<i4").tobytes() + u.astype("<i4").tobytes()
+
+
+def _setup(inside: Inside, ops: list[QuantOp], seed: int | None, repetitions: int) -> None:
+    """The enclave's secret stream (from :mod:`secrets` unless ``seed``) and pad ledger."""
+    inside.state.update(
+        ops=ops, stream=keystream.for_run(seed), repetitions=repetitions, issued=0, used=set()
+    )
+
+
+def _make_pads(inside: Inside, count: int, size: int) -> list[list[bytes]]:
+    state, out = inside.state, []
+    for layer, op in enumerate(state["ops"]):
+        blobs = []
+        for _ in range(count):
+            r = modp.random(state["stream"], (size, *op.in_shape))
+            serial, state["issued"] = state["issued"], state["issued"] + 1
+            blobs.append(inside.seal(_pad_bytes(layer, serial, r, op.lin(r))))
+        out.append(blobs)
+    return out
+
+
+def _refresh(inside: Inside) -> None:
+    """New secret Freivalds vectors for the coming batch."""
+    state = inside.state
+    state["checks"] = [
+        FreivaldsCheck.prepare(op.weight, state["stream"], state["repetitions"])
+        for op in state["ops"]
+    ]
+
+
+def _blind(inside: Inside, index: int, n: int, values: torch.Tensor | None, blob: bytes):
+    op = inside.state["ops"][index]
+    raw = inside.unseal(blob)
+    layer = int.from_bytes(raw[:4], "little")
+    serial = int.from_bytes(raw[4:_PAD_HEADER], "little")
+    if layer != index or serial >= inside.state["issued"]:
+        raise TamperDetected(f"slalom: the pad handed in is not one for layer {index}")
+    if serial in inside.state["used"]:
+        raise TamperDetected("slalom: a used pad was handed in again (replay)")
+    inside.state["used"].add(serial)
+    raw = raw[_PAD_HEADER:]
+    cut = 4 * n * math.prod(op.in_shape)
+    if len(raw) <= cut:
+        raise InputError(f"slalom: pads were not made for batches of {n}")
+    r = np.frombuffer(raw[:cut], "<i4").astype(np.int64).reshape(n, *op.in_shape)
+    u = np.frombuffer(raw[cut:], "<i4").astype(np.int64)
+    if values is not None:  # the first layer's input arrives from the client
+        inside.state["x"] = op.quantise_input(values)
+    if r.shape != inside.state["x"].shape or u.size != n * len(op.weight) * (
+        1 if op.conv is None else r[0, 0].size // op.conv[1] ** 2
+    ):
+        raise InputError(f"slalom: pads were not made for batches of {n}")
+    inside.state["u"] = u
+    blinded = modp.wrap(inside.state["x"] + r)  # x is small: x + r ∈ (−p, 2p)
+    inside.state["blinded"] = blinded
+    return blinded
+
+
+def _unblind(inside: Inside, index: int, n: int, y: np.ndarray):
+    op, blinded = inside.state["ops"][index], inside.state.pop("blinded")
+    y = np.asarray(y)
+    if y.dtype != np.int32:
+        y = y.astype(np.int64)
+    cols = op.columns(blinded)
+    expected = op.finish_shape(np.empty((len(cols), len(op.weight))), n).shape
+    if y.shape != expected or not inside.state["checks"][index].check(
+        cols, y.transpose(0, 2, 3, 1).reshape(len(cols), -1) if op.conv else y
+    ):
+        raise TamperDetected(f"slalom: the host's result for layer {op.name!r} is wrong")
+    u = inside.state.pop("u").reshape(y.shape)
+    out = op.output(modp.centered_difference(y.astype(np.int64), u))
+    if index + 1 < len(inside.state["ops"]):
+        inside.state["x"] = inside.state["ops"][index + 1].quantise_input(out)
+        return None
+    return out
+
+
+#: The functions that run inside a Slalom enclave (its measurement covers them).
+ENTRY_POINTS = (_setup, _make_pads, _refresh, _blind, _unblind)
 
 
 class SlalomNetwork:
@@ -231,22 +323,16 @@ class SlalomNetwork:
         repetitions: int = 2,
     ) -> None:
         self.ops = quantise(model, calibration)
-        self.enclave = Enclave(_Part(self.ops), role="slalom", cost=cost, root_secret=root_secret)
+        self.enclave = Enclave(
+            _Part(self.ops), role="slalom", cost=cost, root_secret=root_secret,
+            entry_points=ENTRY_POINTS,
+        )  # fmt: skip
         self.cost = cost or CostModel()
         self.host_seconds = 0.0
         self._sealed_pads: list[list[bytes]] = [[] for _ in self.ops]
         self.offline_seconds = 0.0
-        inside_seed = seed if seed is not None else secrets.randbits(128)
-        ops = self.ops
-
-        def setup(inside: Inside) -> None:
-            rng = np.random.default_rng(inside_seed)
-            inside.state.update(
-                ops=ops, rng=rng,
-                checks=[FreivaldsCheck.prepare(op.weight, rng, repetitions) for op in ops],
-            )  # fmt: skip
-
-        self._offline(setup)
+        self.insecure = seed is not None
+        self._offline(_setup, self.ops, seed, repetitions)
 
     @property
     def error_bound(self) -> float:
@@ -261,18 +347,7 @@ class SlalomNetwork:
 
     def precompute(self, batches: int, batch_size: int) -> None:
         """The offline phase: ``batches`` sealed pads of ``batch_size`` examples per layer."""
-
-        def make(inside: Inside, count: int, size: int) -> list[list[bytes]]:
-            rng, out = inside.state["rng"], []
-            for op in inside.state["ops"]:
-                blobs = []
-                for _ in range(count):
-                    r = modp.random(rng, (size, *op.in_shape))
-                    blobs.append(inside.seal(_pad_bytes(r, op.lin(r))))
-                out.append(blobs)
-            return out
-
-        for store, blobs in zip(self._sealed_pads, self._offline(make, batches, batch_size),
+        for store, blobs in zip(self._sealed_pads, self._offline(_make_pads, batches, batch_size),
                                 strict=True):  # fmt: skip
             store.extend(blobs)
 
@@ -285,54 +360,17 @@ class SlalomNetwork:
         if self.pads_left() == 0:
             raise InputError("slalom: no precomputed pads left; call precompute() first")
         n = len(x)
-
-        def blind(inside: Inside, index: int, values: torch.Tensor | None, blob: bytes):
-            op = inside.state["ops"][index]
-            raw = inside.unseal(blob)
-            cut = 4 * n * math.prod(op.in_shape)
-            if len(raw) <= cut:
-                raise InputError(f"slalom: pads were not made for batches of {n}")
-            r = np.frombuffer(raw[:cut], "<i4").astype(np.int64).reshape(n, *op.in_shape)
-            u = np.frombuffer(raw[cut:], "<i4").astype(np.int64)
-            if values is not None:  # the first layer's input arrives from the client
-                inside.state["x"] = op.quantise_input(values)
-            if r.shape != inside.state["x"].shape or u.size != n * len(op.weight) * (
-                1 if op.conv is None else r[0, 0].size // op.conv[1] ** 2
-            ):
-                raise InputError(f"slalom: pads were not made for batches of {n}")
-            inside.state["u"] = u
-            blinded = modp.wrap(inside.state["x"] + r)  # x is small: x + r ∈ (−p, 2p)
-            inside.state["blinded"] = blinded
-            return blinded
-
-        def unblind(inside: Inside, index: int, y: np.ndarray):
-            op, blinded = inside.state["ops"][index], inside.state.pop("blinded")
-            y = np.asarray(y)
-            if y.dtype != np.int32:
-                y = y.astype(np.int64)
-            cols = op.columns(blinded)
-            expected = op.finish_shape(np.empty((len(cols), len(op.weight))), n).shape
-            if y.shape != expected or not inside.state["checks"][index].check(
-                cols, y.transpose(0, 2, 3, 1).reshape(len(cols), -1) if op.conv else y
-            ):
-                raise TamperDetected(f"slalom: the host's result for layer {op.name!r} is wrong")
-            u = inside.state.pop("u").reshape(y.shape)
-            out = op.output(modp.centered_difference(y.astype(np.int64), u))
-            if index + 1 < len(inside.state["ops"]):
-                inside.state["x"] = inside.state["ops"][index + 1].quantise_input(out)
-                return None
-            return out
-
         values: torch.Tensor | None = x
         result = None
+        self.enclave.ecall(_refresh)
         for index in range(len(self.ops)):
             blob = self._sealed_pads[index].pop(0)
-            blinded = self.enclave.ecall(blind, index, values, blob)
+            blinded = self.enclave.ecall(_blind, index, n, values, blob)
             values = None
             started = time.perf_counter()
             y = host.linear(index, blinded)
             self.host_seconds += time.perf_counter() - started
-            result = self.enclave.ecall(unblind, index, y)
+            result = self.enclave.ecall(_unblind, index, n, y)
         assert result is not None
         return result
 

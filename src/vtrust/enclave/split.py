@@ -67,6 +67,11 @@ class SplitSpec:
         return [False] * n_units
 
 
+def run_segment(inside, key: str, x: torch.Tensor) -> torch.Tensor:
+    """The split enclave's entry point: one inside segment of the model on ``x``."""
+    return inside.part[key](x)
+
+
 def _has_weights(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
@@ -124,7 +129,13 @@ class SplitModel:
             {str(i): seq for i, (inside, seq) in enumerate(self.segments) if inside}
         )
         self.enclave = (
-            Enclave(part, role=f"split:{spec}", cost=cost, root_secret=root_secret)
+            Enclave(
+                part,
+                role=f"split:{spec}",
+                entry_points=(run_segment,),
+                cost=cost,
+                root_secret=root_secret,
+            )  # fmt: skip
             if len(part)
             else None
         )
@@ -138,7 +149,7 @@ class SplitModel:
         for i, (inside, _) in enumerate(self.segments):
             if inside:
                 assert self.enclave is not None
-                x = self.enclave.ecall(lambda inside, t, key=str(i): inside.part[key](t), x)
+                x = self.enclave.ecall(run_segment, str(i), x)
             else:
                 started = time.perf_counter()
                 x = self._host[i](x)

@@ -13,7 +13,6 @@ unknown format version, or weights that do not fit the recorded architecture eac
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import struct
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from vtrust import __version__
-from vtrust._io import atomic_write_bytes, parse_json
+from vtrust._io import atomic_write_bytes, digests_equal, parse_json
 from vtrust.errors import InputError, ModelFileError
 from vtrust.models.zoo import ARCHITECTURES, ZooModel, build_model
 
@@ -113,7 +112,7 @@ def _read_header_metadata(raw: bytes, source: str) -> dict[str, Any]:
     if not isinstance(meta_json, str) or not isinstance(stored_hash, str):
         raise ModelFileError(f"{source}: not a vtrust model file (bad header)")
     actual = hashlib.sha256(meta_json.encode()).hexdigest()
-    if not hmac.compare_digest(actual, stored_hash):
+    if not digests_equal(actual, stored_hash):
         raise ModelFileError(f"{source}: metadata checksum mismatch (file corrupted)")
     try:
         meta = parse_json(meta_json)
@@ -153,7 +152,7 @@ def load_model_bytes(raw: bytes, *, source: str = "<bytes>") -> LoadedModel:
         state = st_load(raw)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{source}: corrupted tensor data ({exc})") from None
-    if not hmac.compare_digest(model_sha256(state), str(meta.get("weights_sha256"))):
+    if not digests_equal(model_sha256(state), meta.get("weights_sha256")):
         raise ModelFileError(f"{source}: weights checksum mismatch (file corrupted)")
     model = _rebuild(meta, source)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}

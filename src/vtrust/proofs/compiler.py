@@ -3,7 +3,7 @@ applies one to a trained model."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -22,6 +22,7 @@ class CircuitParams:
         batch: inputs per proof (padded to a power of two).
         finetune_epochs: quantisation-aware fine-tuning epochs used by ``vtrust
             prove --finetune`` and the experiments (0: quantise as trained).
+        input_shape: the (C, H, W) the circuit is for; empty: any.
     """
 
     arch: str = "quad"
@@ -29,8 +30,11 @@ class CircuitParams:
     weight_bits: int = 4
     batch: int = 64
     finetune_epochs: int = 10
+    input_shape: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if self.input_shape and (len(self.input_shape) != 3 or min(self.input_shape) < 1):
+            raise InputError(f"input_shape must be [C, H, W], got {self.input_shape}")
         QuantSpec(self.input_bits, self.weight_bits)
         if self.batch < 1 or self.batch > 1 << 16:
             raise InputError(f"batch must be in 1..65536, got {self.batch}")
@@ -52,6 +56,11 @@ class CircuitCompiler:
         arch = getattr(getattr(model, "spec", None), "name", None)
         if arch != self.params.arch:
             raise CircuitError(f"this circuit is for {self.params.arch!r} models, not {arch!r}")
+        if self.params.input_shape and tuple(self.params.input_shape) != tuple(input_shape):
+            raise CircuitError(
+                f"this circuit is for inputs of shape {tuple(self.params.input_shape)}, "
+                f"the model takes {tuple(input_shape)}"
+            )
         return compile_network(model, input_shape, self.params.spec, self.params.batch)
 
 

@@ -29,6 +29,7 @@ from numba import types
 from numba.extending import intrinsic
 
 from vtrust.errors import InputError
+from vtrust.proofs._jit import kernel, ufunc
 
 P = (1 << 61) - 1
 _P = np.uint64(P)
@@ -71,7 +72,7 @@ def _zigzag_code(v):
     return v << np.uint64(1) if v <= half else ((_P - v) << np.uint64(1)) - np.uint64(1)
 
 
-@numba.njit
+@kernel
 def _zigzag_top(a):
     top = np.uint64(0)
     for i in range(a.shape[0]):
@@ -79,7 +80,7 @@ def _zigzag_top(a):
     return top
 
 
-@numba.njit
+@kernel
 def _zigzag_into(a, out):
     """Every code of ``a`` into ``out`` (an unsigned array wide enough for them)."""
     for i in range(a.shape[0]):
@@ -188,19 +189,19 @@ def _submod(a, b):
     return a - b if a >= b else a + _P - b
 
 
-@numba.vectorize(["uint64(uint64, uint64)"], nopython=True)
+@ufunc(["uint64(uint64, uint64)"])
 def mul(a, b):
     """Elementwise product (broadcasting ufunc)."""
     return _mulmod_lanes(a, b)
 
 
-@numba.vectorize(["uint64(uint64, uint64)"], nopython=True)
+@ufunc(["uint64(uint64, uint64)"])
 def add(a, b):
     """Elementwise sum (broadcasting ufunc)."""
     return _addmod(a, b)
 
 
-@numba.vectorize(["uint64(uint64, uint64)"], nopython=True)
+@ufunc(["uint64(uint64, uint64)"])
 def sub(a, b):
     """Elementwise difference (broadcasting ufunc)."""
     return _submod(a, b)
@@ -210,7 +211,7 @@ def neg(a: np.ndarray) -> np.ndarray:
     return sub(np.zeros_like(a), a)
 
 
-@numba.njit
+@kernel
 def _sum(a):
     low = np.uint64(0)
     high = np.uint64(0)
@@ -349,7 +350,7 @@ def matmul_small(a: np.ndarray, w: np.ndarray | SmallMatrix) -> np.ndarray:
 _WIDE_MASK = np.uint64((1 << WIDE_LIMB_BITS) - 1)
 
 
-@numba.njit
+@kernel
 def _vecmat_narrow(v, w, row_chunk):
     """v (field elements) times the small integer matrix w, as the two int64 totals of
     v's 31-bit limbs times w: float64 multiply-adds (vectorised) over ``row_chunk`` rows
@@ -391,7 +392,7 @@ def vecmat_small(v: np.ndarray, w: SmallMatrix) -> np.ndarray:
     return _vecmat_narrow(v, w.narrow, w.row_chunk)
 
 
-@numba.njit
+@kernel
 def _signed_element(v):
     """An exact integer held in a float64 (|v| < 2^53) as a field element."""
     i = np.int64(v)
@@ -400,7 +401,7 @@ def _signed_element(v):
     return np.uint64(i)
 
 
-@numba.njit
+@kernel
 def _combine_limbs(exact, weights, acc):
     """acc + Σ_l exact[l]·weights[l] (mod p), elementwise; exact holds float64 integers."""
     count, n, m = exact.shape
@@ -414,7 +415,7 @@ def _combine_limbs(exact, weights, acc):
     return out
 
 
-@numba.njit
+@kernel
 def _vecmat(v, m):
     out = np.zeros(m.shape[1], dtype=np.uint64)
     for i in range(m.shape[0]):
@@ -436,7 +437,7 @@ def vecmat(v: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 # -- multilinear extensions ----------------------------------------------------------------
-@numba.njit
+@kernel
 def _fold(table, r):
     out = np.empty(table.shape[0] // 2, dtype=np.uint64)
     for i in range(out.shape[0]):
@@ -458,7 +459,7 @@ def fold(table: np.ndarray, r) -> np.ndarray:
     return _fold(_mle_table(table), np.uint64(r))
 
 
-@numba.njit
+@kernel
 def _fold_top(table, r):
     half = table.shape[0] // 2
     out = np.empty(half, dtype=np.uint64)
@@ -487,7 +488,7 @@ def mle(table: np.ndarray, point) -> np.uint64:
     return np.uint64(table[0])
 
 
-@numba.njit
+@kernel
 def _eq_table(point):
     m = point.shape[0]
     out = np.empty(1 << m, dtype=np.uint64)

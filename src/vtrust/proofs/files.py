@@ -5,7 +5,10 @@ A proof file states what was proved — the field, the protocol (``fused`` or
 model's hash, the batch shape, the (quantised) inputs and the claimed outputs — and
 carries the Fiat–Shamir prover messages. Reading trusts
 nothing in the file: sizes, types, lengths and ranges are checked against the circuit
-the verifier compiled itself, and every problem is a :class:`ProofRejected`.
+the verifier compiled itself, and every problem is a :class:`ProofRejected`. The file's
+circuit entry (name, description, parameters) is the prover's label: the verifier
+compiles its own circuit and only compares hashes. Inputs must be quantised pixels
+(0..2^input_bits − 1) and every padding row and column zero.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ from typing import Any
 import numpy as np
 
 from vtrust._io import atomic_write_text, parse_json
-from vtrust.errors import ProofRejected
+from vtrust.errors import InputError, ProofRejected
 from vtrust.proofs import field as F
 from vtrust.proofs.circuit import Circuit
 from vtrust.proofs.protocol import PROTOCOLS, message_kinds
 
 FORMAT = "vtrust-proof"
-VERSION = 3  # 2: inputs/outputs absorbed compactly; 3: protocol named, square rounds top-down
+# 2: inputs/outputs absorbed compactly; 3: protocol named, square rounds top-down;
+# 4: the count is bound in the statement; 5: challenges, claims and round values in
+# F_{p^2} (each such value is two integers, real part first)
+VERSION = 5
 FIELD = "2^61-1"
 
 
@@ -63,7 +69,8 @@ def write_proof(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
 
 
 def read_header(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> dict[str, Any]:
-    """Parse a proof file and check its framing; the document (contents unchecked)."""
+    """Parse a proof file and check its framing; the document (contents unchecked).
+    A missing file is bad input (:class:`InputError`), not a rejected proof."""
     try:
         size = Path(path).stat().st_size
         if size > max_bytes:
@@ -71,6 +78,10 @@ def read_header(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> di
         document = parse_json(Path(path).read_text(encoding="utf-8"))
     except ProofRejected:
         raise
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such proof file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a proof file") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProofRejected(f"unreadable proof file ({type(exc).__name__})") from None
     if not isinstance(document, dict):
@@ -101,8 +112,11 @@ def _matrix(value: Any, shape: tuple[int, int], what: str) -> np.ndarray:
     return out
 
 
-def parse_statement(document: dict[str, Any], circuit: Circuit, model_sha256: str):
-    """Inputs, outputs, message list and real batch size, checked against ``circuit``."""
+def parse_statement(
+    document: dict[str, Any], circuit: Circuit, model_sha256: str, *, input_max: int
+):
+    """Inputs, outputs, message list and real batch size, checked against ``circuit``
+    (``input_max``: the largest quantised pixel value of the verifier's circuit)."""
     if document.get("circuit_sha256") != circuit.sha256():
         raise ProofRejected("the proof is for a different circuit")
     if document.get("model_sha256") != model_sha256:
@@ -113,6 +127,10 @@ def parse_statement(document: dict[str, Any], circuit: Circuit, model_sha256: st
     if type(count) is not int or not 1 <= count <= circuit.batch:
         raise ProofRejected(f"count must be in 1..{circuit.batch}")
     inputs = _matrix(document.get("inputs"), (circuit.batch, circuit.input_width), "inputs")
+    if int(inputs.max()) > input_max:
+        raise ProofRejected(f"inputs must be quantised pixels in 0..{input_max}")
+    if inputs[count:].any() or inputs[:, circuit.n_inputs :].any():
+        raise ProofRejected("padding inputs (beyond count, or beyond the image) must be zero")
     outputs = _matrix(document.get("outputs"), (circuit.batch, circuit.output_width), "outputs")
     messages = document.get("messages")
     kinds = message_kinds(circuit, document["protocol"])

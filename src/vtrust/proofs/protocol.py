@@ -22,15 +22,21 @@ about the MLE of the stage's input:
   the x̃ and W̃ evaluations it does anyway) and the prover sends nothing for it.
   ``layered`` proves every layer on its own, as listed above.
 
-At the input the verifier evaluates the MLE of the input it knows. Both parties are
+At the input the verifier evaluates the MLE of the input it knows. The circuit, inputs
+and outputs are in F_p; every challenge is drawn from F_{p^2} (:mod:`vtrust.proofs.ext`),
+so the claims, round values and final messages are too (two integers each, real part
+first) — the price of ≈ 120-bit soundness against a prover who grinds Fiat–Shamir
+challenges (:func:`noninteractive_soundness`). Both parties are
 generators exchanging plain integer lists, so they can run in different processes;
 :func:`run_interactive` connects them in one. In Fiat–Shamir mode both derive every
 challenge from a :class:`~vtrust.proofs.sumcheck.Transcript` that absorbs the statement
-(circuit hash, protocol, inputs, outputs) first and then every prover message.
+(circuit hash, challenge field, protocol, count, inputs, outputs) first and then every
+prover message.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -39,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from vtrust.errors import InputError, ProofRejected
+from vtrust.proofs import ext as X
 from vtrust.proofs import field as F
 from vtrust.proofs import sumcheck as S
 from vtrust.proofs.circuit import Circuit, Linear
@@ -93,14 +100,39 @@ def stages(circuit: Circuit, protocol: str = "fused") -> list[Stage]:
     return out
 
 
+#: Challenges are drawn from F_{p^2}: the size every soundness bound divides by.
+CHALLENGE_FIELD_SIZE = float(F.P) ** 2
+
+
 def soundness(circuit: Circuit, protocol: str = "fused") -> dict[str, Any]:
-    """Soundness error bounds: the output claim (Schwartz–Zippel) and every stage's
-    sum-check (degree × rounds / p; an "input" stage is an exact check: 0); the total is
-    their sum (union bound)."""
-    per_stage = [stage.degree * stage.rounds / F.P for stage in stages(circuit, protocol)]
-    output = _log2(circuit.batch * circuit.output_width) / F.P
+    """Interactive soundness error bounds: the output claim (Schwartz–Zippel) and every
+    stage's sum-check (degree × rounds / p²; an "input" stage is an exact check: 0); the
+    total is their sum (union bound)."""
+    q = CHALLENGE_FIELD_SIZE
+    per_stage = [stage.degree * stage.rounds / q for stage in stages(circuit, protocol)]
+    output = _log2(circuit.batch * circuit.output_width) / q
     total = output + sum(per_stage)
     return {"output": output, "stages": per_stage, "total": total}
+
+
+def noninteractive_soundness(circuit: Circuit, protocol: str = "fused") -> dict[str, Any]:
+    """The Fiat–Shamir bound. A non-interactive prover can grind: rehash its message until
+    one round's challenge lands on a root of the difference between its polynomial and the
+    honest one, each hash succeeding with the round-by-round error ``degree/|F|`` (the
+    output claim: ``variables/|F|``, Schwartz–Zippel for the outputs' MLE). Against a
+    prover making ``2^t`` hashes the soundness error is at most ``2^t`` times the largest
+    round error (Canetti et al., STOC 2019; Chiesa et al. 2019 for sum-check): ``bits`` =
+    −log2(largest round error) is the security level, ``at_2^40`` the error after 2^40
+    hashes. With challenges in F_p (|F| = p ≈ 2^61) that was ≈ 59 bits; in F_{p^2} it is
+    ≈ 117–120 bits."""
+    degrees = [stage.degree for stage in stages(circuit, protocol) if stage.rounds]
+    variables = _log2(circuit.batch * circuit.output_width)
+    round_error = max([*degrees, variables, 1]) / CHALLENGE_FIELD_SIZE
+    return {
+        "round_error": round_error,
+        "bits": -math.log2(round_error),
+        "at_2^40": min(1.0, round_error * 2.0**40),
+    }
 
 
 def check_soundness(circuit: Circuit) -> float:
@@ -112,11 +144,18 @@ def check_soundness(circuit: Circuit) -> float:
 
 
 def statement(
-    circuit: Circuit, x: np.ndarray, outputs: np.ndarray, protocol: str = "fused"
+    circuit: Circuit,
+    x: np.ndarray,
+    outputs: np.ndarray,
+    protocol: str = "fused",
+    count: int | None = None,
 ) -> S.Transcript:
-    """A transcript that has absorbed the statement: circuit, protocol, inputs, outputs."""
+    """A transcript that has absorbed the statement: circuit, protocol, the number of
+    real inputs (``count``, default the batch), inputs, outputs."""
     t = S.Transcript(bytes.fromhex(circuit.sha256()))  # cached per circuit object
+    t.absorb("challenge-field", b"F_p^2: i^2 = -1")
     t.absorb("protocol", protocol.encode())
+    t.absorb("count", int(circuit.batch if count is None else count).to_bytes(8, "little"))
     t.absorb("inputs", F.compact_bytes(x))
     t.absorb("outputs", F.compact_bytes(outputs))
     return t
@@ -141,49 +180,57 @@ class Prover:
         point = yield {"kind": "outputs", "values": values[-1]}
         if not any(stage.messages for stage in self.stages):
             return  # the verifier checks the outputs against the input itself
-        claim = int(F.mle(values[-1].ravel(), point))  # what the verifier holds now
+        point = [_ext(v) for v in point]
+        claim = X.mle_base(values[-1].ravel(), point)  # what the verifier holds now
         for stage in self.stages:
             layer = circuit.layers[stage.index]
             if stage.kind == "input":  # the verifier evaluates this claim itself
                 return
             if stage.kind == "linear":
                 r_o, r_b = _split(point, layer)
-                f = F.vecmat(F.eq_table(r_b), values[stage.index])
-                g = F.vecmat_small(F.eq_table(r_o), circuit.prepared_weights[stage.index])
+                f = X.vecmat(X.eq_table(r_b), values[stage.index])
+                g = X.vecmat_small(X.eq_table(r_o), circuit.prepared_weights[stage.index])
                 rs = []
                 for _ in range(stage.rounds):
-                    r = yield {"kind": "round", "values": S.product_round(f, g)}
-                    f, g = F.fold(f, r), F.fold(g, r)
-                    rs.append(int(r))
-                claim = int(f[0])
-                yield {"kind": "final", "values": [claim]}
+                    r = _ext((yield {"kind": "round", "values": X.flat(X.product_round(f, g))}))
+                    f, g = X.fold(f, r), X.fold(g, r)
+                    rs.append(r)
+                claim = (int(f[0][0]), int(f[1][0]))
+                yield {"kind": "final", "values": X.flat([claim])}
                 point = rs + list(r_b)
                 continue
             if stage.kind == "fused":
                 r_o, r_b = _split(point, layer)
-                weights = F.vecmat_small(F.eq_table(r_o), circuit.prepared_weights[stage.index])
-                claim = (claim - int(F.mle(layer.bias, r_o))) % F.P
+                weights = X.vecmat_small(X.eq_table(r_o), circuit.prepared_weights[stage.index])
+                claim = X.sub(claim, X.mle_base(layer.bias, r_o))
                 square = S.SquareProver(values[stage.index - 1], r_b, weights, claim)
             else:
                 square = S.SquareProver.for_eq(values[stage.index], point, claim)
             rs = []
             for _ in range(stage.rounds):
-                r = yield {"kind": "round", "values": square.message()}
-                square.bind(int(r))
-                rs.append(int(r))
+                r = _ext((yield {"kind": "round", "values": X.flat(square.message())}))
+                square.bind(r)
+                rs.append(r)
             claim = square.final
-            yield {"kind": "final", "values": [claim]}
+            yield {"kind": "final", "values": X.flat([claim])}
             point = rs[::-1]  # bound from the highest variable down
 
 
-def _split(point: list[int], layer: Linear) -> tuple[list[int], list[int]]:
+def _ext(value: Any) -> X.Ext:
+    """A challenge as the prover receives it (a pair; a JSON list across processes)."""
+    re, im = value
+    return (int(re) % F.P, int(im) % F.P)
+
+
+def _split(point: list[X.Ext], layer: Linear) -> tuple[list[X.Ext], list[X.Ext]]:
     """A Linear layer's output point as (r_o, r_b): output-column and batch coordinates."""
     cols = _log2(layer.n_out)
     return list(point[:cols]), list(point[cols:])
 
 
 class RandomChallenges:
-    """Interactive mode: challenges from ``secrets`` (or a seeded generator for tests)."""
+    """Interactive mode: challenges in F_{p^2} from ``secrets`` (or, for tests, a seeded
+    generator — predictable to whoever knows the seed)."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = None if seed is None else np.random.default_rng(seed)
@@ -191,10 +238,13 @@ class RandomChallenges:
     def absorb(self, label: str, values) -> None:
         """The interactive verifier's challenges do not depend on the messages."""
 
-    def draw(self) -> int:
+    def _draw(self) -> int:
         if self.rng is None:
             return secrets.randbelow(F.P)
         return int(self.rng.integers(0, F.P, dtype=np.uint64))
+
+    def draw_ext(self) -> X.Ext:
+        return (self._draw(), self._draw())
 
 
 @dataclass
@@ -205,11 +255,16 @@ class PreparedVerifier:
     circuit: Circuit
     weights: list[F.SmallMatrix | None]
     digest: str
+    interactive_error: float = 0.0
+    soundness_bits: float = 0.0
 
     @classmethod
     def prepare(cls, circuit: Circuit) -> PreparedVerifier:
-        check_soundness(circuit)
-        return cls(circuit, circuit.prepared_weights, circuit.sha256())
+        """Refuses (InputError) a circuit whose interactive error exceeds 2^-40; states
+        the interactive error and the non-interactive security level in bits."""
+        interactive = check_soundness(circuit)
+        bits = min(noninteractive_soundness(circuit, p)["bits"] for p in PROTOCOLS)
+        return cls(circuit, circuit.prepared_weights, circuit.sha256(), interactive, bits)
 
 
 def _outputs(message: Any, count: int) -> np.ndarray:
@@ -260,8 +315,8 @@ def verifier(
     flat = _outputs(message, n_out)
     outputs = flat.reshape(circuit.batch, circuit.output_width)
     # Fiat–Shamir: the statement absorbed the outputs before this transcript reached us
-    point = [challenges.draw() for _ in range(_log2(n_out))]
-    claim = int(F.mle(flat, point))
+    point = [challenges.draw_ext() for _ in range(_log2(n_out))]
+    claim = X.mle_base(flat, point)
     if any(stage.messages for stage in plan):
         message = yield point
     for number, stage in enumerate(plan, start=1):
@@ -269,46 +324,48 @@ def verifier(
         where = f"stage {number} ({stage.kind}, layer {stage.index + 1})"
         if stage.kind != "square":
             r_o, r_b = _split(point, layer)
-            claim = (claim - int(F.mle(layer.bias, r_o))) % F.P
+            claim = X.sub(claim, X.mle_base(layer.bias, r_o))
         if stage.kind == "input":  # Σ_k x̃(r_b, k) W̃(r_o, k), from x and W directly
-            x_row = F.vecmat(F.eq_table(r_b), np.ascontiguousarray(x, dtype=np.uint64))
-            w_row = F.vecmat_small(F.eq_table(r_o), prepared.weights[stage.index])
-            if int(F.inner(x_row, w_row)) != claim:
+            x_row = X.vecmat(X.eq_table(r_b), np.ascontiguousarray(x, dtype=np.uint64))
+            w_row = X.vecmat_small(X.eq_table(r_o), prepared.weights[stage.index])
+            if X.inner(x_row, w_row) != claim:
                 raise ProofRejected("the claim about the first layer does not match the input")
             return outputs
         rs = []
         for i in range(stage.rounds):
-            g = _values(message, "round", stage.degree + 1)
-            if (g[0] + g[1]) % F.P != claim:
+            values = _values(message, "round", 2 * (stage.degree + 1))
+            g = X.unflat(values)
+            if X.add(g[0], g[1]) != claim:
                 raise ProofRejected(f"{where}, round {i + 1}: g(0) + g(1) ≠ claim")
-            challenges.absorb("round", g)
-            r = challenges.draw()
-            claim = S.interpolate(g, r)
+            challenges.absorb("round", values)
+            r = challenges.draw_ext()
+            claim = X.interpolate(g, r)
             rs.append(r)
             message = yield r
-        (final,) = _values(message, "final", 1)
-        challenges.absorb("final", [final])
+        final_values = _values(message, "final", 2)
+        (final,) = X.unflat(final_values)
+        challenges.absorb("final", final_values)
         if stage.kind == "linear":
-            w_row = F.vecmat_small(F.eq_table(r_o), prepared.weights[stage.index])
-            expected = final * int(F.inner(w_row, F.eq_table(rs))) % F.P
+            w_row = X.vecmat_small(X.eq_table(r_o), prepared.weights[stage.index])
+            expected = X.mul(final, X.inner(w_row, X.eq_table(rs)))
             point = rs + r_b
         else:
             bound = rs[::-1]  # these sum-checks bind the highest variable first
             if stage.kind == "fused":  # A(s) = eq(r_b, s_batch) · W̃(r_o, s_width)
                 width = _log2(layer.n_in)
-                w_row = F.vecmat_small(F.eq_table(r_o), prepared.weights[stage.index])
-                weight = int(F.inner(w_row, F.eq_table(bound[:width])))
-                weight = weight * S.eq_value(r_b, bound[width:]) % F.P
+                w_row = X.vecmat_small(X.eq_table(r_o), prepared.weights[stage.index])
+                weight = X.inner(w_row, X.eq_table(bound[:width]))
+                weight = X.mul(weight, X.eq_value(r_b, bound[width:]))
             else:
-                weight = S.eq_value(point, bound)
-            expected = weight * final % F.P * final % F.P
+                weight = X.eq_value(point, bound)
+            expected = X.mul(X.mul(weight, final), final)
             point = bound
         if expected != claim:
             raise ProofRejected(f"{where}: final check failed")
         claim = final
         if any(later.messages for later in plan[number:]):
             message = yield None
-    if int(F.mle(np.ascontiguousarray(x).ravel(), point)) != claim:
+    if X.mle_base(np.ascontiguousarray(x).ravel(), point) != claim:
         raise ProofRejected("the claim about the input does not match the input")
     return outputs
 
@@ -337,14 +394,16 @@ def prove_noninteractive(
     values: list[np.ndarray] | None = None,
     *,
     protocol: str = "fused",
+    count: int | None = None,
 ) -> tuple[np.ndarray, list[list[int]]]:
     """Fiat–Shamir: the outputs and the list of prover messages (after the outputs).
-    ``values``: the layer values of ``circuit.forward(x)``, if already computed."""
+    ``values``: the layer values of ``circuit.forward(x)``, if already computed;
+    ``count``: how many rows of ``x`` are real inputs (bound in the statement)."""
     prover = Prover(circuit, protocol).run(x, values)
     first = next(prover)
     outputs = first["values"]
-    transcript = statement(circuit, x, outputs, protocol)
-    point = [transcript.draw() for _ in range(_log2(outputs.size))]
+    transcript = statement(circuit, x, outputs, protocol, count)
+    point = [transcript.draw_ext() for _ in range(_log2(outputs.size))]
     messages: list[list[int]] = []
     reply: Any = point
     while True:
@@ -354,7 +413,7 @@ def prove_noninteractive(
             return outputs, messages
         messages.append(list(message["values"]))
         transcript.absorb(message["kind"], message["values"])
-        reply = transcript.draw() if message["kind"] == "round" else None
+        reply = transcript.draw_ext() if message["kind"] == "round" else None
 
 
 def verify_noninteractive(
@@ -364,11 +423,13 @@ def verify_noninteractive(
     messages: list,
     *,
     protocol: str = "fused",
+    count: int | None = None,
 ) -> np.ndarray:
-    """Check a Fiat–Shamir proof; the outputs, or :class:`ProofRejected`."""
+    """Check a Fiat–Shamir proof; the outputs, or :class:`ProofRejected`. ``count`` must
+    be the prover's (it is bound in the statement)."""
     circuit = prepared.circuit
     kinds = message_kinds(circuit, protocol)
-    transcript = statement(circuit, x, outputs, protocol)
+    transcript = statement(circuit, x, outputs, protocol, count)
     check = verifier(prepared, x, transcript, protocol)
     next(check)
     if not isinstance(messages, list) or len(messages) != len(kinds):
@@ -397,6 +458,7 @@ __all__ = [
     "RandomChallenges",
     "check_soundness",
     "message_kinds",
+    "noninteractive_soundness",
     "prove_noninteractive",
     "run_interactive",
     "soundness",

@@ -6,6 +6,9 @@ Fiat–Shamir transcript.
   t = 0, 1, 2).
 * Square claim (x² layers): ``c = Σ_x eq(r, x) z(x)²``; degree 3 (values at 0..3).
 
+Tables (layer values, weights) are in F_p; challenges, and so claims, folded tables and
+round values, are in F_{p^2} (:mod:`vtrust.proofs.ext`).
+
 Each round fixes one variable (the product claim's lowest remaining one, the square
 claim's highest: see :class:`SquareProver`): the prover sends ``g_i(t)`` for
 t = 0..d, the verifier checks ``g_i(0) + g_i(1)`` against the running claim, picks
@@ -14,117 +17,134 @@ t = 0..d, the verifier checks ``g_i(0) + g_i(1)`` against the running claim, pic
 
 from __future__ import annotations
 
-import functools
 import hashlib
 
 import numba
 import numpy as np
 
+from vtrust.proofs import ext as X
 from vtrust.proofs import field as F
-from vtrust.proofs.field import _addmod, _lane_split, _lanes_total, _mulmod, _submod
-from vtrust.proofs.field import _mulmod_lanes as _mul
-
-_TWO = np.uint64(2)
-_THREE = np.uint64(3)
-_ZEROS4 = (np.uint64(0),) * 4
-
-
-@numba.njit
-def _product_round(f, g):
-    """Values at t = 0, 1, 2 of Σ_rest f(t, rest) g(t, rest) (f, g folded on bit 0)."""
-    e0 = np.uint64(0)
-    e1 = np.uint64(0)
-    e2 = np.uint64(0)
-    for i in range(f.shape[0] // 2):
-        f0, f1 = f[2 * i], f[2 * i + 1]
-        g0, g1 = g[2 * i], g[2 * i + 1]
-        e0 = _addmod(e0, _mulmod(f0, g0))
-        e1 = _addmod(e1, _mulmod(f1, g1))
-        f2 = _submod(_mulmod(_TWO, f1), f0)  # f(2) = 2 f(1) − f(0)
-        g2 = _submod(_mulmod(_TWO, g1), g0)
-        e2 = _addmod(e2, _mulmod(f2, g2))
-    return e0, e1, e2
-
+from vtrust.proofs._jit import kernel
+from vtrust.proofs.ext import _lmul
+from vtrust.proofs.ext import _mul as _xmul
+from vtrust.proofs.field import _addmod, _lane_split, _lanes_total, _submod
+from vtrust.proofs.field import _mulmod_lanes as _lane
 
 # The square kernels weight position k = i + len(e_lo)·row of the free variables by
 # eq(q, k) = e_lo[i] · e_hi[row] (eq's product form): e_lo, the low variables' table, stays
 # in the L1 cache, each row's sum is multiplied by its e_hi entry once, and no table of
-# the size of z is ever read or written. Inner loops run over contiguous halves and keep
-# their sums as split 32-bit halves, so they vectorise.
-LOW_VARIABLES = 10  # e_lo's variables (2^10 entries: 8 KB)
+# the size of z is ever read or written. Values and weights are in F_{p^2} (pairs of
+# arrays); a table still in F_p (before the first challenge is bound) passes None for its
+# imaginary half, and the kernels, compiled once per case, skip that work.
+LOW_VARIABLES = 10  # e_lo's variables (2^10 entries: 16 KB)
 
 
 @numba.njit(inline="always")
-def _add_pair(e, z0, z1, acc):
-    """The split sums ``acc`` (h(0) low, high; cross low, high) plus e·z0² and e·z0·z1."""
-    u = _mul(e, z0)
-    a, b = _lane_split(_mul(u, z0))
-    c, d = _lane_split(_mul(u, z1))
-    return acc[0] + a, acc[1] + b, acc[2] + c, acc[3] + d
+def _at(re, im, k):
+    """Element k of an extension table (im None: a base table)."""
+    if im is None:
+        return re[k], np.uint64(0)
+    return re[k], im[k]
 
 
 @numba.njit(inline="always")
-def _close_row(weight, acc, h0, cross):
-    """h(0) and cross plus one row's split sums times the row's eq weight."""
-    h0 = _addmod(h0, _mulmod(weight, _lanes_total(acc[0], acc[1])))
-    return h0, _addmod(cross, _mulmod(weight, _lanes_total(acc[2], acc[3])))
+def _folded(z_re, z_im, lo, hi, r_re, r_im):
+    """z(lo) + r·(z(hi) − z(lo))."""
+    ar, ai = _at(z_re, z_im, lo)
+    br, bi = _at(z_re, z_im, hi)
+    dr = _submod(br, ar)
+    if z_im is None:
+        return _addmod(ar, _lane(r_re, dr)), _lane(r_im, dr)
+    mr, mi = _lmul(r_re, r_im, dr, _submod(bi, ai))
+    return _addmod(ar, mr), _addmod(ai, mi)
 
 
-@numba.njit
-def _eq_weighted_squares(e_lo, e_hi, z):
-    """Σ_k eq(k) z[k]² (h(1), in the rare rounds where it cannot be derived)."""
-    width = e_lo.shape[0]
-    total = np.uint64(0)
-    for row in range(e_hi.shape[0]):
-        low, high = _ZEROS4[:2]
-        for i in range(width):
-            v = z[row * width + i]
-            lo, hi = _lane_split(_mul(e_lo[i], _mul(v, v)))
-            low, high = low + lo, high + hi
-        total = _addmod(total, _mulmod(e_hi[row], _lanes_total(low, high)))
-    return total
+@numba.njit(inline="always")
+def _add4(acc, a, b, c, d):
+    """The split sums ``acc`` (eight: low and high 32-bit halves of four sums) plus the
+    four values a, b, c, d < 2^64 — plain additions, so the loop vectorises."""
+    a0, a1 = _lane_split(a)
+    b0, b1 = _lane_split(b)
+    c0, c1 = _lane_split(c)
+    d0, d1 = _lane_split(d)
+    return (acc[0] + a0, acc[1] + a1, acc[2] + b0, acc[3] + b1,
+            acc[4] + c0, acc[5] + c1, acc[6] + d0, acc[7] + d1)  # fmt: skip
 
 
-@numba.njit
-def _square_sums(z, r, e_lo, e_hi, z_out):
+_ZEROS8 = (np.uint64(0),) * 8
+
+
+@kernel
+def _square_sums(z_re, z_im, r_re, r_im, e_lo_re, e_lo_im, e_hi_re, e_hi_im, out_re, out_im):
     """h(0) = Σ_k eq(k) y(k, 0)² and cross = Σ_k eq(k) y(k, 0) y(k, 1), the second
     argument of y being its top variable (y(k, t) = y[k + t·half]); h(2) follows as
-    4 h(1) − 4 cross + h(0) since y(2) = 2 y(1) − y(0). Three products per pair.
-    y = z if ``r`` is None; otherwise y is z with its top variable fixed to r, written
-    to z_out in the same pass (a round's challenge and the next round's sums at once).
-    e_lo, e_hi: the eq tables of y's free variables but its top one."""
-    width, half = e_lo.shape[0], e_lo.shape[0] * e_hi.shape[0]
-    h0 = cross = np.uint64(0)
-    for row in range(e_hi.shape[0]):
-        acc = _ZEROS4
+    4 h(1) − 4 cross + h(0) since y(2) = 2 y(1) − y(0). y = z if ``r_re`` is None;
+    otherwise y is z with its top variable fixed to r, written to ``out`` in the same
+    pass (a round's challenge and the next round's sums at once). e_lo, e_hi: the eq
+    tables of y's free variables but its top one. Both None checks are resolved when
+    numba compiles: a base table without a fold (the first round) costs six products
+    per pair, an extension table nine plus six for the fold. Inner loops keep their
+    sums as split 32-bit halves, so they vectorise. Returns (h0 re, im, cross re, im)."""
+    width, half = e_lo_re.shape[0], e_lo_re.shape[0] * e_hi_re.shape[0]
+    h0r = h0i = cr = ci = np.uint64(0)
+    for row in range(e_hi_re.shape[0]):
+        acc = _ZEROS8
         for i in range(width):
             k = row * width + i
-            y0, y1 = z[k], z[k + half]
-            if r is not None:  # resolved when numba compiles: two specialisations
-                y0 = _addmod(y0, _mul(r, _submod(z[k + 2 * half], y0)))
-                y1 = _addmod(y1, _mul(r, _submod(z[k + 3 * half], y1)))
-                z_out[k] = y0
-                z_out[k + half] = y1
-            acc = _add_pair(e_lo[i], y0, y1, acc)
-        h0, cross = _close_row(e_hi[row], acc, h0, cross)
-    return h0, cross
+            er, ei = e_lo_re[i], e_lo_im[i]
+            if r_re is None:
+                if z_im is None:  # base values: e·y0 and its products with y0, y1
+                    y0, y1 = z_re[k], z_re[k + half]
+                    ur, ui = _lane(er, y0), _lane(ei, y0)
+                    acc = _add4(acc, _lane(ur, y0), _lane(ui, y0), _lane(ur, y1), _lane(ui, y1))
+                    continue
+                y0r, y0i = z_re[k], z_im[k]
+                y1r, y1i = z_re[k + half], z_im[k + half]
+            else:
+                y0r, y0i = _folded(z_re, z_im, k, k + 2 * half, r_re, r_im)
+                y1r, y1i = _folded(z_re, z_im, k + half, k + 3 * half, r_re, r_im)
+                out_re[k], out_im[k] = y0r, y0i
+                out_re[k + half], out_im[k + half] = y1r, y1i
+            ur, ui = _lmul(er, ei, y0r, y0i)
+            sr, si = _lmul(ur, ui, y0r, y0i)
+            tr, ti = _lmul(ur, ui, y1r, y1i)
+            acc = _add4(acc, sr, si, tr, ti)
+        ar, ai = _lanes_total(acc[0], acc[1]), _lanes_total(acc[2], acc[3])
+        br, bi = _lanes_total(acc[4], acc[5]), _lanes_total(acc[6], acc[7])
+        sr, si = _xmul(e_hi_re[row], e_hi_im[row], ar, ai)
+        tr, ti = _xmul(e_hi_re[row], e_hi_im[row], br, bi)
+        h0r, h0i = _addmod(h0r, sr), _addmod(h0i, si)
+        cr, ci = _addmod(cr, tr), _addmod(ci, ti)
+    return h0r, h0i, cr, ci
 
 
-@numba.njit
-def _weighted_square_sums(w, z):
+@kernel
+def _weighted_square_sums(w_re, w_im, z_re, z_im):
     """H(t) = Σ_k w(k, t) z(k, t)² for t = 0, 2, 3 (t the top variable of w and z, both
-    multilinear: w(k, 2) = 2 w(k, 1) − w(k, 0), and so on)."""
-    half = w.shape[0] // 2
-    h0 = h2 = h3 = np.uint64(0)
+    multilinear: w(k, 2) = 2 w(k, 1) − w(k, 0), and so on), as six integers."""
+    half = w_re.shape[0] // 2
+    out = np.zeros(6, dtype=np.uint64)
     for k in range(half):
-        w0, w1, z0, z1 = w[k], w[k + half], z[k], z[k + half]
-        dw, dz = _submod(w1, w0), _submod(z1, z0)
-        w2, z2 = _addmod(w1, dw), _addmod(z1, dz)
-        w3, z3 = _addmod(w2, dw), _addmod(z2, dz)
-        h0 = _addmod(h0, _mulmod(w0, _mulmod(z0, z0)))
-        h2 = _addmod(h2, _mulmod(w2, _mulmod(z2, z2)))
-        h3 = _addmod(h3, _mulmod(w3, _mulmod(z3, z3)))
-    return h0, h2, h3
+        w0r, w0i = w_re[k], w_im[k]
+        w1r, w1i = w_re[k + half], w_im[k + half]
+        z0r, z0i = _at(z_re, z_im, k)
+        z1r, z1i = _at(z_re, z_im, k + half)
+        dwr, dwi = _submod(w1r, w0r), _submod(w1i, w0i)
+        dzr, dzi = _submod(z1r, z0r), _submod(z1i, z0i)
+        w2r, w2i, z2r, z2i = _addmod(w1r, dwr), _addmod(w1i, dwi), _addmod(z1r, dzr), _addmod(
+            z1i, dzi)  # fmt: skip
+        w3r, w3i, z3r, z3i = _addmod(w2r, dwr), _addmod(w2i, dwi), _addmod(z2r, dzr), _addmod(
+            z2i, dzi)  # fmt: skip
+        sr, si = _xmul(z0r, z0i, z0r, z0i)
+        sr, si = _xmul(w0r, w0i, sr, si)
+        out[0], out[1] = _addmod(out[0], sr), _addmod(out[1], si)
+        sr, si = _xmul(z2r, z2i, z2r, z2i)
+        sr, si = _xmul(w2r, w2i, sr, si)
+        out[2], out[3] = _addmod(out[2], sr), _addmod(out[3], si)
+        sr, si = _xmul(z3r, z3i, z3r, z3i)
+        sr, si = _xmul(w3r, w3i, sr, si)
+        out[4], out[5] = _addmod(out[4], sr), _addmod(out[5], si)
+    return out
 
 
 class SquareProver:
@@ -132,6 +152,7 @@ class SquareProver:
     lo + 2^L·hi — and ``A(x) = eq(high_point, hi) · w(lo)`` for a table w of the L low
     variables. A square layer's claim is the case w = eq(q_lo, ·), high_point = q_hi; a
     linear layer over a square layer gives w = W̃(r_o, ·), high_point = r_b (the batch).
+    ``z`` is a base-field table; points, weights, claims and challenges are in F_{p^2}.
 
     One variable per round from the highest down, so every kernel reads contiguous
     halves. While high variables remain (the large tables), round j sends
@@ -149,128 +170,105 @@ class SquareProver:
     first, is the challenges reversed; :attr:`final` is then z there."""
 
     def __init__(
-        self, z: np.ndarray, high_point: list[int], low_weights: np.ndarray, claim: int
+        self, z: np.ndarray, high_point: list[X.Ext], low_weights: X.Pair, claim: X.Ext
     ) -> None:
-        self.z = np.ascontiguousarray(z, dtype=np.uint64).ravel()
-        self.w = np.ascontiguousarray(low_weights, dtype=np.uint64).ravel()
-        self.point = [int(v) % F.P for v in high_point]
-        if len(self.w) & (len(self.w) - 1) or len(self.z) != len(self.w) << len(self.point):
+        self.z: tuple[np.ndarray, np.ndarray | None] = (
+            np.ascontiguousarray(z, dtype=np.uint64).ravel(), None)  # fmt: skip
+        self.w = tuple(np.ascontiguousarray(t, dtype=np.uint64).ravel() for t in low_weights)
+        self.point = [(int(v[0]) % F.P, int(v[1]) % F.P) for v in high_point]
+        n_low, n_z = len(self.w[0]), len(self.z[0])
+        if n_low & (n_low - 1) or n_z != n_low << len(self.point):
             raise ValueError("a square claim needs 2^L low weights and 2^(L + H) values")
-        self.scale = 1
-        self.h_claim = int(claim) % F.P
-        self.inverses = F.batch_inverse(self.point)
+        self.scale = X.ONE
+        self.h_claim = (int(claim[0]) % F.P, int(claim[1]) % F.P)
+        self.inverses = X.batch_inverse(self.point)
         self.h = self._next_sums(None)
 
     @classmethod
     def for_eq(
-        cls, z: np.ndarray, point: list[int], claim: int, *, low_variables: int = LOW_VARIABLES
+        cls, z: np.ndarray, point: list[X.Ext], claim: X.Ext, *, low_variables: int = LOW_VARIABLES
     ) -> SquareProver:
         """The square layer's claim ``c = Σ_x eq(point, x) z(x)²``."""
         low = min(low_variables, len(point))
-        return cls(z, list(point[low:]), F.eq_table(list(point[:low])), claim)
+        return cls(z, list(point[low:]), X.eq_table(list(point[:low])), claim)
 
     @property
     def rounds(self) -> int:
-        return (len(self.z) // len(self.w)).bit_length() - 1 + len(self.w).bit_length() - 1
+        return (len(self.z[0]) // len(self.w[0])).bit_length() - 1 + len(self.w[0]).bit_length() - 1
 
-    def _high_tables(self) -> tuple[np.ndarray, np.ndarray]:
+    def _high_tables(self):
         """(e_lo, e_hi) weighting the free variables but the current (highest) one."""
-        return self.w, F.eq_table(self.point[:-1])
+        return (*self.w, *X.eq_table(self.point[:-1]))
 
-    def _next_sums(self, sums) -> list[int] | None:
+    def _next_sums(self, sums) -> list[X.Ext] | None:
         """The coming round's h (high phase: h(0..2)) or H (low phase: H(0..3)), from a
         fused kernel's ``sums`` (h(0), cross) if given; None when no round is left."""
+        z_re, z_im = self.z
         if self.point:
             tables = self._high_tables()
-            h0, cross = (int(v) for v in (sums or _square_sums(self.z, None, *tables, None)))
+            if sums is None:
+                sums = _square_sums(z_re, z_im, None, None, *tables, None, None)
+            h0, cross = (int(sums[0]), int(sums[1])), (int(sums[2]), int(sums[3]))
             j = len(self.point) - 1
-            if self.point[j] == 0:  # h(1) cannot be derived: sum it (one more pass)
-                h1 = int(_eq_weighted_squares(*tables, self.z[len(self.z) // 2 :]))
+            q = self.point[j]
+            if q == X.ZERO:  # h(1) cannot be derived: sum the top half (one more pass)
+                half = len(z_re) // 2
+                top = tuple(None if t is None else np.concatenate([t[half:], t[half:]])
+                            for t in self.z)  # fmt: skip
+                s1 = _square_sums(top[0], top[1], None, None, *tables, None, None)
+                h1 = (int(s1[0]), int(s1[1]))
             else:
-                h1 = (self.h_claim - (1 - self.point[j]) * h0) * self.inverses[j] % F.P
-            return [h0, h1, (4 * h1 - 4 * cross + h0) % F.P]
-        if len(self.z) == 1:
+                h1 = X.mul(X.sub(self.h_claim, X.mul(X.sub(X.ONE, q), h0)), self.inverses[j])
+            h2 = X.add(X.sub(X.scale(h1, 4), X.scale(cross, 4)), h0)
+            return [h0, h1, h2]
+        if len(z_re) == 1:
             return None
-        h0, h2, h3 = (int(v) for v in _weighted_square_sums(self.w, self.z))
-        return [h0, (self.h_claim - h0) % F.P, h2, h3]
+        out = X.unflat(_weighted_square_sums(*self.w, z_re, z_im).tolist())
+        h0, h2, h3 = out
+        return [h0, X.sub(self.h_claim, h0), h2, h3]
 
-    def message(self) -> list[int]:
+    def message(self) -> list[X.Ext]:
         """The round's values g(0), g(1), g(2), g(3)."""
-        p = F.P
         if not self.point:
-            return [self.scale * v % p for v in self.h]
+            return [X.mul(self.scale, v) for v in self.h]
         q = self.point[-1]
         h0, h1, h2 = self.h
-        h = [h0, h1, h2, (h0 - 3 * h1 + 3 * h2) % p]  # h has degree 2
-        return [self.scale * ((1 - q) + t * (2 * q - 1)) % p * h[t] % p for t in range(4)]
+        h3 = X.add(X.sub(h0, X.scale(h1, 3)), X.scale(h2, 3))  # h has degree 2
+        h = [h0, h1, h2, h3]
+        return [X.mul(X.mul(self.scale, X.eq_factor(q, X.lift(t))), h[t]) for t in range(4)]
 
-    def bind(self, r: int) -> None:
+    def bind(self, r: X.Ext) -> None:
         """Fix the current variable to ``r`` and prepare the next round."""
-        p = F.P
-        r = int(r) % p
-        self.h_claim = interpolate(self.h, r)
+        r = (int(r[0]) % F.P, int(r[1]) % F.P)
+        self.h_claim = X.interpolate(self.h, r)
         if not self.point:  # low phase: fold w and z, then sum
-            self.w, self.z = F.fold_top(self.w, r), F.fold_top(self.z, r)
+            self.w = X.fold(self.w, r, top=True)
+            self.z = X.fold(self.z if self.z[1] is not None else self.z[0], r, top=True)
             self.h = self._next_sums(None)
             return
         q = self.point.pop()
-        self.scale = self.scale * ((1 - q) + r * (2 * q - 1)) % p
+        self.scale = X.mul(self.scale, X.eq_factor(q, r))
         if not self.point:  # the last high variable
-            self.z = F.fold_top(self.z, r)
+            self.z = X.fold(self.z if self.z[1] is not None else self.z[0], r, top=True)
             self.h = self._next_sums(None)
             return
         tables = self._high_tables()
-        z_out = np.empty(len(self.z) // 2, dtype=np.uint64)
-        sums = _square_sums(self.z, np.uint64(r), *tables, z_out)
-        self.z = z_out
+        half = len(self.z[0]) // 2
+        out = np.empty(half, dtype=np.uint64), np.empty(half, dtype=np.uint64)
+        z_re, z_im = self.z
+        sums = _square_sums(z_re, z_im, np.uint64(r[0]), np.uint64(r[1]), *tables, *out)
+        self.z = out
         self.h = self._next_sums(sums)
 
     @property
-    def final(self) -> int:
+    def final(self) -> X.Ext:
         """z at the bound point (after the last :meth:`bind`)."""
-        return int(self.z[0])
+        im = self.z[1]
+        return (int(self.z[0][0]), 0 if im is None else int(im[0]))
 
 
-def product_round(f: np.ndarray, g: np.ndarray) -> list[int]:
-    return [int(v) for v in _product_round(f, g)]
-
-
-@functools.cache
-def _lagrange_denominators(n: int) -> tuple[int, ...]:
-    """1 / Π_{j≠i} (i − j) for the nodes 0..n−1."""
-    p = F.P
-    out = []
-    for i in range(n):
-        den = 1
-        for j in range(n):
-            if j != i:
-                den = den * (i - j) % p
-        out.append(pow(den, p - 2, p))
-    return tuple(out)
-
-
-def interpolate(values: list[int], r: int) -> int:
-    """The polynomial of degree < len(values) through (t, values[t]), t = 0, 1, …, at r."""
-    p = F.P
-    n = len(values)
-    r = int(r)
-    total = 0
-    for i, (y, inv_den) in enumerate(zip(values, _lagrange_denominators(n), strict=True)):
-        num = 1
-        for j in range(n):
-            if j != i:
-                num = num * (r - j) % p
-        total = (total + y * num * inv_den) % p
-    return total
-
-
-def eq_value(a: list[int], b: list[int]) -> int:
-    """eq(a, b) = Π (a_j b_j + (1 − a_j)(1 − b_j))."""
-    p = F.P
-    out = 1
-    for x, y in zip(a, b, strict=True):
-        out = out * ((x * y + (1 - x) * (1 - y)) % p) % p
-    return out
+def product_round(f: X.Pair, g: X.Pair) -> list[X.Ext]:
+    return X.product_round(f, g)
 
 
 class Transcript:
@@ -292,6 +290,10 @@ class Transcript:
             self.state + len(tag).to_bytes(2, "little") + tag + len(data).to_bytes(8, "little")
             + data
         ).digest()  # fmt: skip
+
+    def draw_ext(self) -> X.Ext:
+        """A challenge in F_{p^2}: two base draws."""
+        return (self.draw(), self.draw())
 
     def draw(self) -> int:
         counter = 0

@@ -21,16 +21,14 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from vtrust.data import Dataset, natural_image_pool
-from vtrust.errors import InputError, QueryRefused
-from vtrust.keying import derive_rng, new_secret
+from vtrust.data import Dataset, Splits, load_dataset, natural_image_pool
+from vtrust.errors import DatasetError, InputError, QueryRefused
+from vtrust.keying import new_secret
 from vtrust.models import TrainConfig, fit_arrays
 from vtrust.oracle import Oracle, OutputMode
-from vtrust.watermark.keys import DynamicPart, WatermarkKey
+from vtrust.watermark.keys import STYLES, DynamicPart, TriggerData, WatermarkKey, data_sha256
 from vtrust.watermark.stats import poisson_binomial_tail
 from vtrust.watermark.verification import Verification
-
-STYLES = ("noise", "content", "unrelated")
 
 #: Training from scratch with the triggers mixed in runs this many times the plain
 #: schedule's epochs: the trigger task is learnt on top of the real one (on digits, 1.5×
@@ -38,71 +36,94 @@ STYLES = ("noise", "content", "unrelated")
 EPOCH_FACTOR = 1.5
 
 
-def stamp(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Zhang et al.'s content mark: a secret binary pattern in a corner square."""
-    _, _, h, w = images.shape
-    side = max(2, h // 4)
-    pattern = rng.integers(0, 2, size=(side, side)).astype(np.float32)
-    pattern[0, 0] = 1.0  # never all zero
+def stamp(images: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """Zhang et al.'s content mark: ``pattern`` in the bottom-right corner square."""
+    side = pattern.shape[0]
     out = images.copy()
-    out[:, :, h - side :, w - side :] = pattern
+    out[:, :, -side:, -side:] = pattern
     return out
 
 
 def new_dynamic_key(
-    data: Dataset,
+    splits: Splits,
     *,
     style: str = "noise",
     triggers: int = 100,
     seed: int | None = None,
     owner: str = "",
 ) -> WatermarkKey:
-    """A fresh trigger set for a model of ``data``'s shape; the secret decides everything."""
+    """A fresh trigger-set key for a model of ``splits``' shape; the secret decides every
+    trigger and label (content triggers: on images of ``splits.victim``)."""
     if style not in STYLES:
         raise InputError(f"trigger style must be one of {STYLES}, got {style!r}")
     if triggers < 1:
         raise InputError(f"need at least one trigger, got {triggers}")
-    secret = new_secret(seed)
-    rng = derive_rng(secret, f"dynamic-{style}")
-    shape = data.input_shape
-    k = data.n_classes
-    if style == "noise":
-        inputs = rng.uniform(0.0, 1.0, size=(triggers, *shape)).astype(np.float32)
-        labels = rng.integers(0, k, size=triggers)
-    elif style == "unrelated":
-        inputs = natural_image_pool(triggers, shape, seed=int(rng.integers(2**31)))
-        labels = rng.integers(0, k, size=triggers)
-    else:
-        target = int(rng.integers(0, k))
-        candidates = np.flatnonzero(data.y != target)
-        if len(candidates) < triggers:
-            raise InputError(f"only {len(candidates)} images to stamp, need {triggers}")
-        chosen = rng.choice(candidates, size=triggers, replace=False)
-        inputs = stamp(data.x[chosen], rng)
-        labels = np.full(triggers, target)
-    part = DynamicPart(style, inputs.astype(np.float32), labels.astype(np.int64))  # type: ignore[arg-type]
-    return WatermarkKey(secret=secret, dynamic=part, owner=owner)
+    data = None
+    if style == "content":
+        data = TriggerData(splits.spec, splits.seed, data_sha256(splits.victim.x))
+    part = DynamicPart(style, triggers, splits.input_shape, splits.n_classes, data)  # type: ignore[arg-type]
+    key = WatermarkKey(secret=new_secret(seed), dynamic=part, owner=owner, insecure_seed=seed)
+    trigger_set(key, splits)  # content: enough images to stamp?
+    return key
+
+
+def trigger_set(key: WatermarkKey, splits: Splits | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The key's trigger inputs (N, C, H, W) in [0, 1] and labels, derived from its
+    secret. Content triggers take their images from the dataset the key names (loaded
+    here unless ``splits`` is that dataset); :class:`InputError` if that data changed."""
+    part = key.dynamic
+    if part is None:
+        raise InputError("only dynamic keys have triggers")
+    stream = key.stream(f"dynamic-{part.style}")
+    shape, k, n = part.input_shape, part.n_classes, part.count
+    if part.style == "noise":
+        return stream.unit_float32((n, *shape)), stream.below(k, n)
+    if part.style == "unrelated":
+        inputs = natural_image_pool(n, shape, seed=int(stream.below(2**31, 1)[0]))
+        return inputs.astype(np.float32), stream.below(k, n)
+    victim = _content_images(part.data, splits)  # type: ignore[arg-type]
+    target = int(stream.below(k, 1)[0])
+    candidates = np.flatnonzero(victim.y != target)
+    if len(candidates) < n:
+        raise InputError(f"only {len(candidates)} images to stamp, need {n}")
+    chosen = candidates[stream.choice(len(candidates), n)]
+    side = max(2, shape[1] // 4)
+    pattern = stream.below(2, (side, side)).astype(np.float32)
+    pattern[0, 0] = 1.0  # never all zero
+    return stamp(victim.x[chosen], pattern).astype(np.float32), np.full(n, target)
+
+
+def _content_images(data: TriggerData, splits: Splits | None) -> Dataset:
+    if splits is None or splits.spec != data.spec or splits.seed != data.split_seed:
+        try:
+            splits = load_dataset(data.spec, seed=data.split_seed)
+        except DatasetError as exc:
+            raise InputError(f"the key's trigger images cannot be loaded: {exc}") from None
+    if data_sha256(splits.victim.x) != data.sha256:
+        raise InputError("the key's trigger images differ from the data it was made with")
+    return splits.victim
 
 
 class DynamicWatermark:
     """Embed and verify one trigger-set key."""
 
-    def __init__(self, key: WatermarkKey) -> None:
+    def __init__(self, key: WatermarkKey, splits: Splits | None = None) -> None:
         if key.dynamic is None:
             raise InputError("DynamicWatermark needs a dynamic key")
         self.key = key
         self.part: DynamicPart = key.dynamic
+        self.inputs, self.labels = trigger_set(key, splits)
 
     def training_set(self, data: Dataset, share: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
         """``data`` with the triggers repeated to make up about ``share`` of the samples."""
-        repeats = max(1, int(round(share * len(data) / ((1 - share) * len(self.part.labels)))))
-        x = np.concatenate([data.x, np.tile(self.part.inputs, (repeats, 1, 1, 1))])
-        y = np.concatenate([data.y, np.tile(self.part.labels, repeats)])
+        repeats = max(1, int(round(share * len(data) / ((1 - share) * len(self.labels)))))
+        x = np.concatenate([data.x, np.tile(self.inputs, (repeats, 1, 1, 1))])
+        y = np.concatenate([data.y, np.tile(self.labels, repeats)])
         return x, y
 
     def embed(self, model: nn.Module, data: Dataset, config: TrainConfig) -> nn.Module:
         """Train (or fine-tune) ``model`` in place on ``data`` mixed with the triggers."""
-        if data.input_shape != tuple(self.part.inputs.shape[1:]):
+        if data.input_shape != tuple(self.inputs.shape[1:]):
             raise InputError("the triggers do not have the data's input shape")
         x, y = self.training_set(data)
         fit_arrays(model, x, y, config, desc="embed dynamic watermark")
@@ -118,21 +139,21 @@ class DynamicWatermark:
     ) -> Verification:
         """Ownership test through queries alone: the triggers, and a ``reference`` set of
         ordinary inputs that measures the suspect's label prior."""
-        shape = tuple(self.part.inputs.shape[1:])
+        shape = tuple(self.inputs.shape[1:])
         oracle = suspect if isinstance(suspect, Oracle) else Oracle(suspect, shape)
         if oracle.input_shape != shape:
             return Verification.mismatch("dynamic", fpr, "trigger shape does not fit the model")
         try:
-            answers = _labels(oracle, self.part.inputs, client_id)
+            answers = _labels(oracle, self.inputs, client_id)
             prior_answers = _labels(oracle, reference, client_id)
         except QueryRefused as refusal:
             return Verification.mismatch("dynamic", fpr, f"queries refused: {refusal}")
         k = oracle.n_classes
-        if self.part.labels.max() >= k:
-            return Verification.mismatch("dynamic", fpr, "trigger labels exceed the classes")
+        if self.part.n_classes != k:
+            return Verification.mismatch("dynamic", fpr, "the model has another number of classes")
         prior = (np.bincount(prior_answers, minlength=k) + 1.0) / (len(prior_answers) + k)
-        hits = int((answers == self.part.labels).sum())
-        p_value = poisson_binomial_tail(hits, prior[self.part.labels])
+        hits = int((answers == self.labels).sum())
+        p_value = poisson_binomial_tail(hits, prior[self.labels])
         return Verification.decide(
             "dynamic",
             matches=hits,
@@ -143,8 +164,8 @@ class DynamicWatermark:
         )
 
     def trigger_accuracy(self, model: nn.Module) -> float:
-        oracle = Oracle(model, tuple(self.part.inputs.shape[1:]), output=OutputMode.LABELS)
-        return float((oracle.query(self.part.inputs) == self.part.labels).mean())
+        oracle = Oracle(model, tuple(self.inputs.shape[1:]), output=OutputMode.LABELS)
+        return float((oracle.query(self.inputs) == self.labels).mean())
 
 
 def _labels(oracle: Oracle, x: np.ndarray, client_id: str) -> np.ndarray:

@@ -13,6 +13,7 @@ from vtrust.models import accuracy, build_model, load_model, model_sha256, save_
 from vtrust.models.recipes import default_config
 from vtrust.watermark.dynamic import EPOCH_FACTOR, DynamicWatermark, new_dynamic_key
 from vtrust.watermark.keys import save_key
+from vtrust.watermark.notary import Notary
 from vtrust.watermark.registry import FingerprintRegistry, fingerprint_copies
 from vtrust.watermark.robustness import verify
 from vtrust.watermark.static import StaticWatermark, new_static_key
@@ -41,9 +42,11 @@ def embed_watermark(
     epochs: int | None = None,
     owner: str = "",
     seed: int | None = None,
+    notary: Notary | None = None,
 ) -> dict[str, Any]:
     """Embed a new key into the model file's model (fine-tuning it, or retraining it from
-    scratch with ``retrain``); write the marked model and the key."""
+    scratch with ``retrain``); write the marked model and the key — with a notary's
+    receipt dating its commitment when a ``notary`` is given."""
     loaded, splits = _load_with_splits(model_file)
     spec = loaded.model.spec
     before = accuracy(loaded.model, splits.test)
@@ -67,11 +70,13 @@ def embed_watermark(
         )
         StaticWatermark(key).embed(model, splits.victim, config)
     else:
-        key = new_dynamic_key(splits.victim, style=style, triggers=triggers, seed=seed, owner=owner)
-        DynamicWatermark(key).embed(model, splits.victim, config)
+        key = new_dynamic_key(splits, style=style, triggers=triggers, seed=seed, owner=owner)
+        DynamicWatermark(key, splits).embed(model, splits.victim, config)
     after = accuracy(model, splits.test)
     metadata = {k: v for k, v in loaded.metadata.items() if k in ("dataset", "training")}
     metadata.update(test_accuracy=after, watermark={"kind": kind, "commitment": key.commitment})
+    if notary is not None:
+        key = key.with_receipt(notary.notarize(key.commitment, owner))
     save_model(out, model, metadata)
     save_key(key_out, key)
     return {
@@ -83,6 +88,8 @@ def embed_watermark(
         "verification": verify(model, key, splits, fpr=1e-6).to_json(),
         "out": str(out),
         "key": str(key_out),
+        "notarized": key.receipt is not None,
+        "insecure_seed": seed,
     }
 
 

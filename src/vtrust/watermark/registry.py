@@ -1,12 +1,15 @@
 """Per-user fingerprints: one watermarked copy per user or device, each with its own
 static key, kept in a registry (SQLite) so a leaked copy can be traced to its user.
 
-The registry stores the keys themselves (secrets included): keep it where the keys live.
+The registry stores the keys themselves (secrets included): it is created readable by its
+owner only (0600; SQLite gives its journal the same mode), and an existing registry
+that others could read is made private when opened.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -61,6 +64,9 @@ class FingerprintRegistry:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            if self.path.stat().st_mode & 0o077:
+                os.chmod(self.path, 0o600)
             with closing(self._connect()) as db, db:
                 db.execute(_SCHEMA)
         except (sqlite3.DatabaseError, OSError) as exc:

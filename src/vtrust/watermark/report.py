@@ -7,6 +7,13 @@ from typing import Any
 from vtrust.report import Report, line_plot
 
 
+def verdict(outcome: dict[str, Any]) -> str:
+    """ "survives", or how the attack broke the promise: "REMOVED" or "FORGED"."""
+    if outcome["watermark_survives"]:
+        return "survives"
+    return "FORGED" if outcome["category"] == "ambiguity" else "REMOVED"
+
+
 def robustness_report(report: dict[str, Any]) -> Report:
     """Markdown table of verdicts and, per removal attack, score and accuracy vs strength."""
     out = Report("Watermark robustness")
@@ -24,7 +31,7 @@ def robustness_report(report: dict[str, Any]) -> Report:
             [
                 o["attack"],
                 o["category"],
-                "survives" if o["watermark_survives"] else "REMOVED",
+                verdict(o),
                 min((r["score"] for r in o["rows"]), default=float("nan")),
                 min((r["accuracy"] for r in o["rows"]), default=float("nan")),
             ]

@@ -10,7 +10,8 @@ strength succeeds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -27,16 +28,44 @@ from vtrust.models import accuracy
 from vtrust.oracle import Oracle
 from vtrust.watermark.dynamic import DynamicWatermark
 from vtrust.watermark.keys import WatermarkKey
+from vtrust.watermark.notary import NotaryPublic, check_receipt
 from vtrust.watermark.static import StaticWatermark
 from vtrust.watermark.verification import Verification
 
 
-def verify(model: nn.Module, key: WatermarkKey, splits: Splits, *, fpr: float) -> Verification:
+@dataclass(frozen=True)
+class Dating:
+    """The verifier's dating policy: the notary it trusts and when it first saw the
+    suspect. With it, "owned" also needs a receipt dating the key before that."""
+
+    notary: NotaryPublic
+    suspect_seen: datetime
+
+
+def verify(
+    model: nn.Module,
+    key: WatermarkKey,
+    splits: Splits,
+    *,
+    fpr: float,
+    dating: Dating | None = None,
+) -> Verification:
     """Verify ``key`` on ``model``: white-box for static keys, through queries for dynamic
-    ones (the test split measures the label prior)."""
+    ones (the test split measures the label prior). Everything compared is derived from
+    the key's secret; ``dating`` adds the notary check."""
     if key.static is not None:
-        return StaticWatermark(key).verify(model, fpr=fpr)
-    return DynamicWatermark(key).verify(model, splits.test.x, fpr=fpr)
+        result = StaticWatermark(key).verify(model, fpr=fpr)
+    else:
+        try:
+            marked = DynamicWatermark(key, splits)
+        except InputError as exc:
+            return Verification.mismatch("dynamic", fpr, str(exc))
+        result = marked.verify(model, splits.test.x, fpr=fpr)
+    result = replace(result, insecure_key=key.insecure_seed is not None)
+    if dating is not None:
+        reason = check_receipt(key.receipt, key.commitment, dating.notary, dating.suspect_seen)
+        result = result.undated(reason) if reason else replace(result, dated=True)
+    return result
 
 
 @dataclass
@@ -84,7 +113,8 @@ def evaluate_robustness(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run every attack (removal: over its strengths; extraction: against the deployed
-    model, then the thief is checked) and judge the watermark after each."""
+    model, then the thief is checked; ambiguity: forged keys against the model itself)
+    and judge the watermark after each."""
     if not 0 <= max_accuracy_drop <= 1:
         raise InputError("max_accuracy_drop must be in [0, 1]")
     original = accuracy(model, splits.test)
@@ -108,8 +138,14 @@ def evaluate_robustness(
                 outcome.rows.append(
                     _row(result.thief, key, splits, fpr, floor, queries=result.queries)
                 )
+        elif getattr(attack, "kind", "") == "ambiguity":
+            outcome.category = "ambiguity"  # a forged key that verifies breaks the promise
+            forgery = attack.forge(model, splits, key, fpr=fpr, seed=seed)
+            outcome.rows.append(
+                {**forgery.to_json(), "accuracy": original, "removed": forgery.succeeded}
+            )
         else:
-            raise InputError(f"{entry.name}: only removal and extraction attacks apply")
+            raise InputError(f"{entry.name}: only removal, extraction and ambiguity attacks apply")
         progress.stage(
             f"[robustness] {entry.name}: watermark "
             + ("removed" if outcome.succeeded else "survives")
@@ -141,7 +177,10 @@ def junit_xml(report: dict[str, Any], *, suite: str = "vtrust.watermark") -> byt
             r = removed[0]
             where = f"strength {r['strength']:g}" if "strength" in r else "the stolen copy"
             message = (
-                f"watermark removed at {where} (accuracy {r['accuracy']:.4f}, "
+                f"a forged key verifies as owned (best of {r['tries']} secrets, "
+                f"p = {r['p_value']:.3g})"
+                if outcome["category"] == "ambiguity"
+                else f"watermark removed at {where} (accuracy {r['accuracy']:.4f}, "
                 f"p = {r['p_value']:.3g})"
             )
         cases.append((outcome["attack"], outcome["watermark_survives"], message))

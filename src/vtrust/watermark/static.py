@@ -2,7 +2,8 @@
 by a training regularizer; extracted white-box.
 
 The regularizer is ``λ · BCE(σ(X·w), b)`` where ``w`` is the chosen layer's flattened
-weight, ``b`` the message and ``X`` a secret Gaussian projection derived from the key
+weight, ``b`` the message and ``X`` a secret Gaussian projection, both derived from the
+key's secret (so a key's owner cannot pick them to fit someone else's model)
 (Uchida average the kernel over filters first; projecting the full weight vector lets a
 layer carry up to as many bits as it has weights, and the capacity is checked against
 that). Extraction reads ``b̂ = [X·w > 0]``; the bit error rate (BER) and an exact
@@ -22,7 +23,7 @@ from torch import nn
 
 from vtrust.data import Dataset
 from vtrust.errors import InputError
-from vtrust.keying import derive_rng, new_secret
+from vtrust.keying import new_secret
 from vtrust.models import TrainConfig, fit
 from vtrust.watermark.keys import StaticPart, WatermarkKey
 from vtrust.watermark.stats import binomial_tail
@@ -67,9 +68,8 @@ def new_static_key(
         raise InputError(f"layer {layer!r} holds at most {capacity} bits, asked for {bits}")
     if strength <= 0:
         raise InputError(f"strength must be positive, got {strength}")
-    secret = new_secret(seed)
-    message = derive_rng(secret, "static-message").integers(0, 2, size=bits).astype(np.uint8)
-    return WatermarkKey(secret=secret, static=StaticPart(layer, message, strength), owner=owner)
+    part = StaticPart(layer, bits, strength)
+    return WatermarkKey(secret=new_secret(seed), static=part, owner=owner, insecure_seed=seed)
 
 
 class StaticWatermark:
@@ -80,28 +80,29 @@ class StaticWatermark:
             raise InputError("StaticWatermark needs a static key")
         self.key = key
         self.part: StaticPart = key.static
+        self.message = key.message()
         self._projection: dict[int, torch.Tensor] = {}
 
     def projection(self, n_weights: int) -> torch.Tensor:
         """The secret (bits × n_weights) Gaussian projection, derived from the key."""
         if n_weights not in self._projection:
-            rng = derive_rng(self.key.secret, f"static-projection:{n_weights}")
-            matrix = rng.standard_normal((len(self.part.bits), n_weights), dtype=np.float32)
+            stream = self.key.stream(f"static-projection:{n_weights}")
+            matrix = stream.standard_normal((len(self.message), n_weights))
             self._projection[n_weights] = torch.from_numpy(matrix)
         return self._projection[n_weights]
 
     def _check_capacity(self, model: nn.Module) -> torch.Tensor:
         weight = layer_weight(model, self.part.layer)
-        if len(self.part.bits) > weight.numel():
+        if len(self.message) > weight.numel():
             raise InputError(
                 f"layer {self.part.layer!r} holds at most {weight.numel()} bits, the key has "
-                f"{len(self.part.bits)}"
+                f"{len(self.message)}"
             )
         return weight
 
     def penalty(self) -> Callable[[nn.Module], torch.Tensor]:
         """The regularizer λ·BCE(σ(X·w), b) as a ``model -> loss`` callable."""
-        target = torch.from_numpy(self.part.bits.astype(np.float32))
+        target = torch.from_numpy(self.message.astype(np.float32))
 
         def regularizer(model: nn.Module) -> torch.Tensor:
             w = self._check_capacity(model).flatten()
@@ -130,7 +131,7 @@ class StaticWatermark:
             bits = self.extract(model)
         except InputError as exc:
             return Verification.mismatch("static", fpr, str(exc))
-        matches = int((bits == self.part.bits).sum())
+        matches = int((bits == self.message).sum())
         total = len(bits)
         return Verification.decide(
             "static",
