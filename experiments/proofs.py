@@ -3,6 +3,7 @@ quadratic networks, and what proving costs against width, depth and batch, up to
 TIMIT-shaped network of the SafetyNets paper.
 
     python experiments/proofs.py [--dataset digits|idx:DIR] [--seed S] [--no-timit]
+        [--repeats N]
 
 Writes ``results/proofs/results.json``, ``report.md`` and PNG plots. Every ratio is
 measured within one run (medians of a few repeats).
@@ -40,11 +41,11 @@ TIMIT = [1845, 2000, 2000, 2000, 183]  # SafetyNets' TIMIT network, batch 512
 SAFETYNETS_TIMIT = {"execute_s": 22.7, "extra_prover_s": 1.2, "verify_s": 1.7}
 
 
-def sweep_point(widths, batch, seed, protocol="fused"):
+def sweep_point(widths, batch, seed, protocol="fused", repeats=5):
     circuit = random_circuit(widths, batch, seed=seed)
     rng = np.random.default_rng(seed)
     x = circuit.pad_inputs(F.elements(rng.integers(0, 16, (circuit.batch, widths[0]))))
-    costs = measure(circuit, x, protocol=protocol).to_json()
+    costs = measure(circuit, x, protocol=protocol, repeats=repeats).to_json()
     return {"widths": widths, "batch": batch, **costs}
 
 
@@ -68,7 +69,7 @@ def trained(args) -> dict:
         "bound_bits": compiled.bound_bits,
         "soundness": soundness(circuit)["total"],
         "noninteractive_bits": noninteractive_soundness(circuit)["bits"],
-        "costs": measure(circuit, x).to_json(),
+        "costs": measure(circuit, x, repeats=args.repeats).to_json(),
     }
 
 
@@ -77,6 +78,9 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-timit", action="store_true", help="skip the TIMIT shape")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timings: the median of this many runs"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/proofs"))
     args = parser.parse_args()
     started = time.perf_counter()
@@ -84,21 +88,23 @@ def main() -> None:
     results: dict = {"dataset": args.dataset, "seed": args.seed, "trained": trained(args)}
     progress.stage("[proofs] width, depth and batch sweeps")
     results["width"] = [
-        sweep_point([w, w, w, 16], 64, args.seed)
+        sweep_point([w, w, w, 16], 64, args.seed, repeats=args.repeats)
         for w in progress.bar([64, 128, 256, 512, 1024], desc="width")
     ]
     results["depth"] = [
-        sweep_point([256] * (d + 1) + [16], 64, args.seed)
+        sweep_point([256] * (d + 1) + [16], 64, args.seed, repeats=args.repeats)
         for d in progress.bar([1, 2, 3, 4], desc="depth")
     ]
     results["batch"] = [
-        sweep_point([256, 256, 256, 16], b, args.seed)
+        sweep_point([256, 256, 256, 16], b, args.seed, repeats=args.repeats)
         for b in progress.bar([16, 64, 256, 512], desc="batch")
     ]
     if not args.no_timit:
         progress.stage("[proofs] TIMIT shape (batch 512, 1845-2000-2000-2000-183)")
-        results["timit"] = sweep_point(TIMIT, 512, args.seed)
-        results["timit_layered"] = sweep_point(TIMIT, 512, args.seed, protocol="layered")
+        results["timit"] = sweep_point(TIMIT, 512, args.seed, repeats=args.repeats)
+        results["timit_layered"] = sweep_point(
+            TIMIT, 512, args.seed, protocol="layered", repeats=args.repeats
+        )
         results["safetynets_timit"] = SAFETYNETS_TIMIT
     results["seconds"] = time.perf_counter() - started
     write_report(results, args)

@@ -165,3 +165,36 @@ def test_sealed_files_resist_splicing_and_a_renamed_header():
     with pytest.raises(SealError):
         open_bytes(a.replace(b'"name": "a"', b'"name": "b"'), key)
     assert open_bytes(a, key).data == b"model A" * 100
+
+
+def test_non_ascii_digests_in_files_are_rejections_not_crashes(tmp_path, small_mlp):
+    """hmac.compare_digest raises TypeError on non-ASCII str: every digest read from a
+    file (model checksums, key fingerprints, quote measurements) is validated first."""
+    import json
+
+    from vtrust.enclave.attest import DeviceIdentity, QuoteVerifier
+    from vtrust.errors import AttestationError, KeyFileError, ModelFileError
+    from vtrust.keying import ProtectionKey, load_protection_key, save_protection_key
+    from vtrust.models import load_model, save_model
+
+    save_model(tmp_path / "m.st", small_mlp)
+    raw = (tmp_path / "m.st").read_bytes()
+    stored = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+    digest = stored["vtrust_sha256"].encode()
+    forged = raw.replace(digest, "é".encode() * 16 + digest[32:])  # same byte length
+    (tmp_path / "bad.st").write_bytes(forged)
+    with pytest.raises(ModelFileError, match="checksum"):
+        load_model(tmp_path / "bad.st")
+
+    save_protection_key(tmp_path / "k.json", ProtectionKey.generate())
+    doc = json.loads((tmp_path / "k.json").read_text())
+    doc["fingerprint"] = "é" * 16
+    (tmp_path / "k.json").write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError, match="fingerprint"):
+        load_protection_key(tmp_path / "k.json")
+
+    device = DeviceIdentity.generate("cam")
+    verifier = QuoteVerifier([device.public], "ab" * 32)
+    quote = device.quote("é" * 64, verifier.challenge())  # validly signed, hostile content
+    with pytest.raises(AttestationError, match="wrong measurement"):
+        verifier.verify(quote)

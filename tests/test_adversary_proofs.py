@@ -102,7 +102,7 @@ def test_finding3_substituted_inputs_are_rejected(capsys, setup):
 
 @pytest.mark.parametrize(
     "name",
-    ["pixel-minus-one", "pixel-2^20", "padding-row", "count-changed"],
+    ["pixel-minus-one", "pixel-2^20", "padding-row", "count-changed", "count-over-blank-rows"],
 )
 def test_finding3_invalid_statements_are_rejected(capsys, setup, name):
     d, _, tuned = setup
@@ -114,14 +114,18 @@ def test_finding3_invalid_statements_are_rejected(capsys, setup, name):
         x[0, 0] = 1 << 20
     elif name == "padding-row":
         x[20, 3] = 1
+    elif name == "count-over-blank-rows":  # the dropped rows are blank: padding checks pass
+        x[12:16] = 0
     path = d / f"{name}.json"
     forged_proof(path, tuned, entry, x, count)
-    if name == "count-changed":  # a valid proof whose count was edited afterwards
+    if name.startswith("count"):  # a valid proof whose count was edited afterwards
         doc = json.loads(path.read_text())
         doc["count"] = 12
         path.write_text(json.dumps(doc))
     code, result = verify(capsys, tuned, path)
     assert code == 1 and not result["accepted"], result
+    if name == "count-over-blank-rows":  # only the count bound in the statement catches it
+        assert "padding" not in result["reason"], result
 
 
 def test_a_missing_proof_file_is_bad_input(capsys, setup, tmp_path):
@@ -160,3 +164,16 @@ def test_noninteractive_soundness_is_stated_honestly(capsys, setup):
     assert PreparedVerifier.prepare(compiled.circuit).soundness_bits == pytest.approx(bound["bits"])
     code, result = verify(capsys, tuned, d / "ok.json")
     assert code == 0 and result["soundness_bits"] == pytest.approx(bound["bits"])
+
+
+@pytest.mark.parametrize(
+    "name", [f"{s}-substitution" for s in ("circuit", "input", "pixel", "padding", "count")]
+)
+def test_the_catalogs_statement_substitutions_are_rejected(setup, name):
+    """The catalog attacks (run by `vtrust audit`) against the quantised model."""
+    d, _, tuned = setup
+    model = load_model(tuned).model
+    attack = load_entry("attacks", name).build()
+    images, decoys = np.load(d / "sent.npy"), np.load(d / "other.npy")
+    result = attack.attempt(model, load_entry("circuits", "quad-digits"), images, decoys)
+    assert not result["accepted"] and result["reason"], result

@@ -25,6 +25,11 @@ def test_audit_reports_attacks_detectors_and_proofs(tmp_path, capsys):
     assert set(row["caught_by"]) == {"prada", "shift"}
     assert row["queries_to_90_fidelity"] is None or row["queries_to_90_fidelity"] <= 200
     assert result["proof"]["applicable"] and result["proof"]["verified"]
+    substitutions = result["proof"]["substitutions"]
+    assert {r["attack"] for r in substitutions} == {
+        f"{s}-substitution" for s in ("circuit", "input", "pixel", "padding", "count")
+    }
+    assert not any(r["accepted"] for r in substitutions), substitutions
     assert result["watermark"] is None
 
 

@@ -24,7 +24,10 @@ def run_twice(tmp_path, script, *args):
 
 @pytest.mark.parametrize(
     ("script", "args"),
-    [("scrambling.py", ["--keys", "2", "--archs", "mlp"]), ("proofs.py", ["--no-timit"])],
+    [
+        ("scrambling.py", ["--keys", "2", "--archs", "mlp"]),
+        ("proofs.py", ["--no-timit", "--repeats", "1"]),
+    ],
 )
 def test_two_runs_with_one_seed_give_identical_results(tmp_path, script, args):
     first, second = run_twice(tmp_path, script, *args)

@@ -148,3 +148,23 @@ def test_compact_bytes_is_injective_and_short_for_small_integers(values):
     assert F.elements(np.array(decoded, dtype=object)).tolist() == a.tolist()
     if all(-64 <= v < 64 for v in values):
         assert width == 1 and len(encoded) == 1 + len(values)
+
+
+def test_kernels_are_cached_on_disk_in_a_folder_named_by_their_sources(tmp_path):
+    """A fresh process compiles into $XDG_CACHE_HOME/vtrust/numba-<hash of the kernel
+    sources>; the folder's name changes with any of those sources."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from vtrust.proofs import field as F, _jit; "
+        "F.mle(np.arange(4, dtype=np.uint64), [3, 5]); print(_jit.FOLDER)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=300).stdout.strip()  # fmt: skip
+    folder = tmp_path / "vtrust" / out.rsplit("/", 1)[-1]
+    assert out == str(folder) and folder.name.startswith("numba-")
+    assert any(folder.rglob("*.nbi")), "no numba cache index was written"

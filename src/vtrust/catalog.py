@@ -53,6 +53,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
         "vtrust.attacks.removal.distill",
         "vtrust.attacks.removal.overwrite",
         "vtrust.attacks.ambiguity",
+        "vtrust.attacks.statement",
     ),
     "defenses": (
         "vtrust.defenses.poisoning",

@@ -6,8 +6,10 @@
   and report whether, and after how many queries, they would have caught it.
 * **Watermark**: with a key, the ownership test's decision and p-value.
 * **Verifiable inference**: for a polynomial (``quad``) network, a batch is proved and
-  verified with the ``quad-digits``-style circuit; other architectures are reported as
-  not provable by the SafetyNets construction.
+  verified with the ``quad-digits``-style circuit, and every ``statement-substitution``
+  attack of the catalog (a prover proving another circuit, other inputs, invalid pixels
+  or padding, an edited count) is tried against the verifier; other architectures are
+  reported as not provable by the SafetyNets construction.
 """
 
 from __future__ import annotations
@@ -108,4 +110,26 @@ def _proof(model, splits, seed: int) -> dict[str, Any]:
     except ProofRejected as exc:
         return {"applicable": True, "verified": False, "circuit": name, "reason": exc.reason}
     return {"applicable": True, "verified": True, "circuit": name, "batch": len(images),
-            "bound_bits": max(compiled.bound_bits)}  # fmt: skip
+            "bound_bits": max(compiled.bound_bits),
+            "substitutions": _substitutions(model, splits, name)}  # fmt: skip
+
+
+def _substitutions(model, splits, circuit_name: str) -> list[dict[str, Any]]:
+    """Each statement-substitution attack of the catalog against the verifier."""
+    from vtrust.catalog import list_entries
+    from vtrust.errors import CircuitError
+
+    entry = load_entry("circuits", circuit_name)
+    images, decoys = splits.test.x[:16], splits.test.x[16:32]
+    rows = []
+    for attack in list_entries("attacks"):
+        if attack.kind != "statement-substitution":
+            continue
+        progress.stage(f"[audit] {attack.name}: a prover's substituted statement")
+        try:
+            row = attack.build().attempt(model, entry, images, decoys)
+        except CircuitError as exc:  # e.g. the coarser circuit cannot hold the values
+            row = {"substitute": attack.params.substitute, "accepted": False,
+                   "reason": f"the prover cannot even compile it: {exc}"}  # fmt: skip
+        rows.append({"attack": attack.name, **row})
+    return rows

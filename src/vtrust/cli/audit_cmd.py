@@ -54,3 +54,6 @@ def audit(model_file, defenses, key_file, budget, attacks, seed, as_json) -> Non
         click.echo(
             "  proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})")
         )
+        for row in proof.get("substitutions", []):
+            verdict = "ACCEPTED — the verifier is fooled" if row["accepted"] else "rejected"
+            click.echo(f"    {row['attack']:<22} {verdict}: {row['reason']}")

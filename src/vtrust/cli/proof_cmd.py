@@ -53,6 +53,8 @@ def _images(input_file: Path, input_shape: tuple[int, ...], batch: int):
 
     try:
         images = np.load(input_file, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{input_file}: no such file") from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{input_file}: not a .npy array ({exc})") from None
     if images.dtype.kind not in "biuf":
@@ -188,65 +190,46 @@ def prove(model_file, circuit_name, input_file, out, protocol, as_json):
 def verify(model_file, proof_file, circuit_name, input_file, as_json):
     """Check a proof against your model, circuit and inputs; exit 0 accepted, 1 rejected,
     2 bad input. The circuit and inputs come from your side, never from the proof."""
-    import numpy as np
-
     from vtrust.errors import ProofRejected
-    from vtrust.proofs import field as F
-    from vtrust.proofs.files import parse_statement, read_header
-    from vtrust.proofs.protocol import PreparedVerifier, verify_noninteractive
-    from vtrust.proofs.quantize import quantize_inputs
+    from vtrust.proofs.files import read_header
+    from vtrust.proofs.verification import check_document
 
     loaded, entry, compiled, digest = _compile(model_file, circuit_name)
-    circuit = compiled.circuit
-    expected = None
+    images = None
     if input_file is not None:
-        images = _images(input_file, loaded.model.spec.input_shape, circuit.batch)
-        expected = circuit.pad_inputs(F.elements(quantize_inputs(images, compiled.spec)))
+        images = _images(input_file, loaded.model.spec.input_shape, compiled.circuit.batch)
     try:
-        document = read_header(proof_file)
-        started = time.perf_counter()
-        prepared = PreparedVerifier.prepare(circuit)
-        precompute = time.perf_counter() - started
-        inputs, outputs, messages, count = parse_statement(
-            document, circuit, digest, input_max=compiled.spec.input_scale
-        )
-        if expected is not None and (count != len(images) or not np.array_equal(inputs, expected)):
-            raise ProofRejected("the proof is about other inputs than the ones you sent")
-        started = time.perf_counter()
-        verify_noninteractive(
-            prepared, inputs, outputs, messages, protocol=document["protocol"], count=count
-        )
-        seconds = time.perf_counter() - started
+        verdict = check_document(read_header(proof_file), compiled, digest, images)
     except ProofRejected as exc:
         if as_json:
             emit_json({"accepted": False, "reason": exc.reason})
         else:
             click.echo(f"rejected: {exc.reason}")
         return 1
-    logits = F.signed(outputs[:count, : circuit.n_outputs])
     checked = (
         "outputs = circuit(your inputs)"
-        if expected is not None
+        if verdict.inputs_checked
         else "only outputs = circuit(the inputs in the proof file): pass --input to check "
         "they are the ones you sent"
     )
     result = {
         "accepted": True,
-        "predictions": logits.argmax(axis=1).tolist(),
+        "predictions": verdict.predictions,
         "circuit": entry.name,
-        "circuit_sha256": circuit.sha256(),
-        "inputs_checked": expected is not None,
+        "circuit_sha256": compiled.circuit.sha256(),
+        "inputs_checked": verdict.inputs_checked,
         "checked": checked,
-        "soundness_bits": prepared.soundness_bits,
-        "precompute_seconds": precompute,
-        "verify_seconds": seconds,
+        "soundness_bits": verdict.soundness_bits,
+        "precompute_seconds": verdict.precompute_seconds,
+        "verify_seconds": verdict.verify_seconds,
     }
+    seconds, bits = verdict.verify_seconds, verdict.soundness_bits
     if as_json:
         emit_json(result)
     else:
         click.echo(
             f"accepted: predictions {result['predictions']} ({seconds * 1000:.1f} ms); checked "
-            f"{checked}; circuit {entry.name} (yours), {prepared.soundness_bits:.0f}-bit "
+            f"{checked}; circuit {entry.name} (yours), {bits:.0f}-bit "
             "non-interactive soundness"
         )
     return 0

@@ -142,7 +142,11 @@ def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, as_json):
             else f"trigger accuracy {result['trigger_accuracy']:.4f}"
         )
         verdict = "OWNED" if result["owned"] else "not owned"
-        dated = {True: "dated before the suspect", False: "NOT dated", None: "undated check"}
+        dated = {
+            True: "dated before the suspect",
+            False: "NOT dated",
+            None: "no dating check (--notary-pub)",
+        }
         click.echo(
             f"{verdict}: {metric}, p = {result['p_value']:.3g}, × 2^{result['grinding_bits']}"
             f" tries = {result['adjusted_p_value']:.3g} (fpr {fpr:g}); "

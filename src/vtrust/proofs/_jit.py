@@ -6,14 +6,18 @@ on disk, but its own cache checks only the timestamp of the file that defines a 
 not the helpers it inlines from other files — an edited helper would leave stale machine
 code behind. So the cache lives in ``$XDG_CACHE_HOME/vtrust/numba-<hash>`` (default
 ``~/.cache``), the hash taken over every source file whose code the kernels contain: any
-change gives a new folder and a clean compile. A ``NUMBA_CACHE_DIR`` the user set is
-respected; where no cache folder can be written, kernels are compiled in memory as before.
+change gives a new folder and a clean compile. The folder is set only while these
+kernels are decorated (numba fixes a function's cache path then), so other libraries'
+numba caches are left where they were. A ``NUMBA_CACHE_DIR`` the user set is respected;
+where no cache folder can be written, kernels are compiled in memory as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numba
@@ -21,9 +25,10 @@ import numba
 KERNEL_SOURCES = ("field.py", "ext.py", "sumcheck.py", "_jit.py")
 
 
-def _configure() -> bool:
+def _folder() -> str | None:
+    """The cache folder for this version of the kernel sources; None: no caching."""
     if os.environ.get("NUMBA_CACHE_DIR"):
-        return True
+        return os.environ["NUMBA_CACHE_DIR"]
     here = Path(__file__).parent
     digest = hashlib.sha256(numba.__version__.encode())
     for name in KERNEL_SOURCES:
@@ -36,20 +41,34 @@ def _configure() -> bool:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError:
-        return False
-    numba.config.CACHE_DIR = str(folder)
-    return True
+        return None
+    return str(folder)
 
 
-CACHING = _configure()
+FOLDER = _folder()
 
 
-def kernel(fn=None, **options):
+@contextlib.contextmanager
+def _caching() -> Iterator[None]:
+    before = numba.config.CACHE_DIR
+    numba.config.CACHE_DIR = FOLDER or before
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = before
+
+
+def kernel(fn):
     """``numba.njit`` with the on-disk cache above (when it could be set up)."""
-    decorate = numba.njit(cache=CACHING, **options)
-    return decorate if fn is None else decorate(fn)
+    with _caching():
+        return numba.njit(cache=FOLDER is not None)(fn)
 
 
 def ufunc(signatures):
     """``numba.vectorize`` (nopython) with the same cache."""
-    return numba.vectorize(signatures, nopython=True, cache=CACHING)
+
+    def decorate(fn):
+        with _caching():
+            return numba.vectorize(signatures, nopython=True, cache=FOLDER is not None)(fn)
+
+    return decorate
