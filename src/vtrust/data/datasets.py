@@ -1,4 +1,5 @@
-"""Datasets: the embedded ones (digits, synthetic), user IDX folders, and the three splits.
+"""Datasets: the embedded ones (digits, synthetic), the user's own (IDX folders, ``.npz``
+arrays, image folders), and the three splits.
 
 Every dataset is held as ``float32`` images of shape (N, C, H, W) scaled to [0, 1] and
 ``int64`` labels. It is always handed out as three seeded, stratified, disjoint splits:
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from vtrust.data.files import load_folder, load_npz
 from vtrust.data.idx import load_idx_dir
 from vtrust.errors import DatasetError
 
@@ -128,8 +130,10 @@ def _idx(folder: str) -> tuple[np.ndarray, np.ndarray, int]:
 def load_arrays(spec: str) -> tuple[np.ndarray, np.ndarray, int]:
     """All samples of the dataset named by ``spec``: ``(x, y, n_classes)``.
 
-    ``spec`` is ``digits``, ``synthetic`` (generator seed 0), ``synthetic:SEED``, or
-    ``idx:DIR`` (a folder of MNIST-format IDX files).
+    ``spec`` is ``digits``, ``synthetic`` (generator seed 0), ``synthetic:SEED``,
+    ``idx:DIR`` (a folder of MNIST-format IDX files), ``npz:FILE`` (arrays ``x`` and
+    ``y``) or ``folder:DIR`` (one sub-folder of images per class): see
+    :mod:`vtrust.data.files`.
     """
     kind, _, arg = spec.partition(":")
     if kind == "digits" and not arg:
@@ -142,11 +146,29 @@ def load_arrays(spec: str) -> tuple[np.ndarray, np.ndarray, int]:
         return _synthetic(gen_seed)
     if kind == "idx" and arg:
         return _idx(str(Path(arg).expanduser()))
-    raise DatasetError(f"unknown dataset {spec!r}; expected digits, synthetic[:SEED] or idx:DIR")
+    if kind == "npz" and arg:
+        return load_npz(Path(arg).expanduser())
+    if kind == "folder" and arg:
+        return load_folder(Path(arg).expanduser())
+    raise DatasetError(
+        f"unknown dataset {spec!r}; expected digits, synthetic[:SEED], idx:DIR, npz:FILE "
+        "or folder:DIR"
+    )
+
+
+def canonical_spec(spec: str) -> str:
+    """``spec`` with a file or folder made absolute, so that a model file records data
+    that can be found again from any working directory."""
+    kind, _, arg = spec.partition(":")
+    if kind in ("idx", "npz", "folder") and arg:
+        return f"{kind}:{Path(arg).expanduser().resolve()}"
+    return spec
 
 
 def load_dataset(spec: str = "digits", *, seed: int = 0) -> Splits:
-    """Load the dataset named by ``spec`` and cut its three stratified splits with ``seed``."""
+    """Load the dataset named by ``spec`` and cut its three stratified splits with ``seed``
+    (``Splits.spec`` is :func:`canonical_spec` of it)."""
+    spec = canonical_spec(spec)
     x, y, n_classes = load_arrays(spec)
     counts = np.bincount(y, minlength=n_classes)
     if (counts[counts > 0] < 4).any():
@@ -158,7 +180,7 @@ def load_dataset(spec: str = "digits", *, seed: int = 0) -> Splits:
     attacker_idx, test_idx = train_test_split(
         rest, train_size=0.5, stratify=y[rest], random_state=seed + 1
     )
-    name = spec if not spec.startswith("idx:") else "idx"
+    name = spec.partition(":")[0] if spec.split(":")[0] in ("idx", "npz", "folder") else spec
     return Splits(
         victim=Dataset(x[np.sort(victim_idx)], y[np.sort(victim_idx)], n_classes, f"{name}/victim"),
         attacker=Dataset(
