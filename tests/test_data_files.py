@@ -107,3 +107,20 @@ def test_a_model_trained_on_a_relative_npz_is_usable_from_another_folder(
     capsys.readouterr()
     assert run(["-q", "enclave", "run", "--model", "m.st", "--split", "none", "--json"]) == 0
     assert '"examples": 30' in capsys.readouterr().out
+
+
+def test_data_overrides_a_moved_dataset(tmp_path, capsys):
+    x, y = labelled(n=120)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    model = str(tmp_path / "m.st")
+    assert run(["-q", "train", "--arch", "mlp", "--dataset", f"npz:{tmp_path / 'd.npz'}",
+                "--epochs", "1", "--out", model]) == 0  # fmt: skip
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "d.npz").rename(tmp_path / "moved" / "d.npz")
+    capsys.readouterr()
+    command = ["-q", "enclave", "run", "--model", model, "--split", "none", "--json"]
+    assert run(command) == 2
+    err = capsys.readouterr().err
+    assert "no such file" in err and err.count("\n") == 1
+    assert run([*command, "--data", f"npz:{tmp_path / 'moved' / 'd.npz'}"]) == 0
+    assert '"examples": 30' in capsys.readouterr().out

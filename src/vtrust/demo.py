@@ -117,7 +117,7 @@ def _matrix_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[st
 
 def _proof_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
     from vtrust.catalog import load_entry
-    from vtrust.cli.common import target_splits
+    from vtrust.models import load_with_splits
     from vtrust.proofs import field as F
     from vtrust.proofs.protocol import (
         PreparedVerifier,
@@ -132,7 +132,8 @@ def _proof_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
     )
 
     progress.stage("[demo] verifiable inference: quantise, prove and verify a batch")
-    model, splits = target_splits(model_file)
+    loaded, splits = load_with_splits(model_file)
+    model = loaded.model
     params = load_entry("circuits", "quad-digits").params
     tuned = finetune_quantized(model, splits.victim, params.spec,
                                epochs=params.finetune_epochs, seed=seed)  # fmt: skip
@@ -177,7 +178,7 @@ def _proof_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
 
 def _gate_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[str, Any]:
     from vtrust.catalog import load_entry
-    from vtrust.cli.common import target_splits
+    from vtrust.models import load_with_splits
     from vtrust.watermark.embedding import embed_watermark
     from vtrust.watermark.keys import load_key
     from vtrust.watermark.robustness import evaluate_robustness
@@ -186,7 +187,8 @@ def _gate_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[str,
     marked, key_file = out / "models" / f"{dataset}-mlp-marked.safetensors", out / "mlp.key.json"
     embedded = embed_watermark(out / "models" / f"{dataset}-mlp.safetensors", marked, key_file,
                                kind="static", seed=seed)  # fmt: skip
-    model, splits = target_splits(marked)
+    loaded, splits = load_with_splits(marked)
+    model = loaded.model
     attacks = [load_entry("attacks", a) for a in GATE_ATTACKS]
     gate = evaluate_robustness(model, load_key(key_file), splits, attacks, seed=seed)
     rows = [["baseline", "verified" if gate["baseline"]["owned"] else "NOT verified"]]
@@ -203,17 +205,17 @@ def _gate_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[str,
 def _protection_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
     import torch
 
-    from vtrust.cli.common import target_splits
     from vtrust.enclave.evaluation import tamper_detection
     from vtrust.enclave.slalom import SlalomNetwork
     from vtrust.keying import ProtectionKey
-    from vtrust.models import accuracy
+    from vtrust.models import accuracy, load_with_splits
     from vtrust.models.files import model_sha256
     from vtrust.protect.scramble import new_salt, scramble, unscramble
     from vtrust.protect.seal import open_bytes, seal_bytes
 
     progress.stage("[demo] scrambling, sealing and Slalom on the CNN")
-    model, splits = target_splits(model_file)
+    loaded, splits = load_with_splits(model_file)
+    model = loaded.model
     key = ProtectionKey.generate()  # a fresh secret, as `vtrust keygen` makes
     salt = new_salt()
     scrambled = scramble(model, key, salt)

@@ -20,8 +20,8 @@ from typing import Any
 from vtrust import progress
 from vtrust.attacks.evaluation import run_extraction
 from vtrust.catalog import load_entry
-from vtrust.cli.common import target_splits
 from vtrust.defenses.deployment import Deployment
+from vtrust.models import load_with_splits
 
 AUDIT_ATTACKS = ("random-uniform-2k", "jbda", "knockoff-attacker-400", "line-search-2k")
 WATCHERS = ("prada", "shift")
@@ -44,8 +44,11 @@ def audit_model(
     budget: int = 1000,
     attacks: tuple[str, ...] = AUDIT_ATTACKS,
     seed: int = 0,
+    data: str | None = None,
 ) -> dict[str, Any]:
-    model, splits = target_splits(model_file)
+    """Audit ``model_file`` (its recorded data, or the dataset spec ``data``)."""
+    loaded, splits = load_with_splits(model_file, data)
+    model = loaded.model
     model.eval()
     watchers = tuple(w for w in WATCHERS if w not in defenses)
     deployment = Deployment.of([*defenses, *watchers])

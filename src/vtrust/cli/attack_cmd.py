@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import emit_json, target_splits
+from vtrust.cli.common import data_option, emit_json, target_splits
 from vtrust.report import Report, line_plot
 
 
@@ -50,8 +50,9 @@ def attack_list(as_json: bool) -> None:
     default=None,
     help="Write report.json, report.md and a PNG curve here.",
 )
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def attack_run(name_or_toml, target, defenses, labels, budget, seed, no_curve, out, as_json):
+def attack_run(name_or_toml, target, defenses, labels, budget, seed, no_curve, out, data, as_json):
     """Run one attack against a model file (through the given defenses)."""
     from vtrust.attacks.evaluation import run_entry
     from vtrust.catalog import load_entry
@@ -59,7 +60,7 @@ def attack_run(name_or_toml, target, defenses, labels, budget, seed, no_curve, o
 
     entry = load_entry("attacks", name_or_toml)
     deployment = Deployment.of(defenses, labels=labels)
-    victim, splits = target_splits(target)
+    victim, splits = target_splits(target, data)
     result = run_entry(
         entry,
         victim,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import emit_json
+from vtrust.cli.common import data_option, emit_json
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -21,15 +21,16 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.option("--attack", "attacks", multiple=True,
               help="Extraction attacks (default: the audit set).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True)
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def audit(model_file, defenses, key_file, budget, attacks, seed, as_json) -> None:
+def audit(model_file, defenses, key_file, budget, attacks, seed, data, as_json) -> None:
     """Queries to 90 % fidelity per attack, whether PRADA or the shift detector would have
     caught it, watermark status (with --key), and whether a proof verifies."""
     from vtrust.audit.report import AUDIT_ATTACKS, audit_model
 
     result = audit_model(
         model_file, defenses=tuple(defenses), key_file=key_file, budget=budget,
-        attacks=tuple(attacks) or AUDIT_ATTACKS, seed=seed,
+        attacks=tuple(attacks) or AUDIT_ATTACKS, seed=seed, data=data,
     )  # fmt: skip
     if as_json:
         emit_json(result)

@@ -14,15 +14,22 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, sort_keys=True, allow_nan=False))
 
 
-def target_splits(model_file: Path):
-    """Load a model file and the dataset splits recorded in its metadata."""
-    from vtrust.data import load_dataset
-    from vtrust.errors import ModelFileError
-    from vtrust.models import load_model
+def target_splits(model_file: Path, data: str | None = None):
+    """The model of a model file and its dataset splits (``data`` overrides the recorded
+    spec); see :func:`vtrust.models.load_with_splits`."""
+    from vtrust.models import load_with_splits
 
-    loaded = load_model(model_file)
-    dataset = loaded.metadata.get("dataset")
-    if not isinstance(dataset, dict) or "spec" not in dataset:
-        raise ModelFileError(f"{model_file}: metadata does not name the training dataset")
-    splits = load_dataset(str(dataset["spec"]), seed=int(dataset.get("split_seed", 0)))
+    loaded, splits = load_with_splits(model_file, data)
     return loaded.model, splits
+
+
+def data_option(command):
+    """``--data SPEC``: the dataset to use instead of the one the model file records."""
+    return click.option(
+        "--data",
+        "data",
+        default=None,
+        metavar="SPEC",
+        help="Dataset instead of the one the model file records (it moved, or your own): "
+        "digits, synthetic[:SEED], idx:DIR, npz:FILE, folder:DIR.",
+    )(command)

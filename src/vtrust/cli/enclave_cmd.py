@@ -6,14 +6,15 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import emit_json
+from vtrust.cli.common import data_option, emit_json
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 CALIBRATION = 512  # victim-split examples that fix Slalom's activation scales
 
 
-def _runner(model_file: Path, split: str, seed: int | None):
-    """The model file's split runner (SplitModel or SlalomNetwork) and its splits."""
+def _runner(model_file: Path, split: str, seed: int | None, data: str | None = None):
+    """The model file's split runner (SplitModel or SlalomNetwork) and its splits
+    (``data``: a dataset spec overriding the recorded one)."""
     import torch
 
     from vtrust.cli.common import target_splits
@@ -21,7 +22,7 @@ def _runner(model_file: Path, split: str, seed: int | None):
     from vtrust.enclave.split import SplitModel, SplitSpec
 
     spec = SplitSpec.parse(split)
-    model, splits = target_splits(model_file)
+    model, splits = target_splits(model_file, data)
     model.eval()
     if spec.mode == "slalom":
         calibration = torch.from_numpy(splits.victim.x[:CALIBRATION]).float()
@@ -52,14 +53,15 @@ def enclave() -> None:
 @click.option("--seed", type=int, default=None,
               help="Reproducible Slalom pads and checks (INSECURE: tests, experiments)."
               )  # fmt: skip
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(model_file, split, batch, seed, as_json) -> None:
+def run(model_file, split, batch, seed, data, as_json) -> None:
     """Run the test split through the split model; compare with the plain model."""
     import torch
 
     from vtrust.enclave.slalom import SlalomNetwork
 
-    runner, model, splits = _runner(model_file, split, seed)
+    runner, model, splits = _runner(model_file, split, seed, data)
     x = torch.from_numpy(splits.test.x).float()
     batches = [x[i : i + batch] for i in range(0, len(x), batch)]
     outputs, reference = [], []
@@ -132,13 +134,14 @@ def device_cmd(device, out, seed) -> None:
 @click.option("--scheme", type=click.Choice(["ed25519", "bls12-381"]), default="ed25519",
               show_default=True)  # fmt: skip
 @click.option("--out", type=_FILE, required=True, help="The quote (JSON).")
-def attest(model_file, split, device_file, nonce, scheme, out) -> None:
+@data_option
+def attest(model_file, split, device_file, nonce, scheme, out, data) -> None:
     """Load the model part into an enclave and sign its measurement with the nonce."""
     from vtrust._io import atomic_write_json
     from vtrust.enclave.attest import DeviceIdentity
 
     identity = DeviceIdentity.from_json(_read_json(device_file, "device identity"))
-    runner, _, _ = _runner(model_file, split, None)
+    runner, _, _ = _runner(model_file, split, None, data)
     if runner.enclave is None:
         raise click.UsageError("split 'none' has no enclave to attest")
     quote = identity.quote(runner.enclave.measurement, nonce, scheme)
@@ -169,8 +172,9 @@ def challenge(state) -> None:
               )  # fmt: skip
 @click.option("--max-age", type=click.IntRange(min=1), default=600, show_default=True,
               help="Seconds a nonce stays valid.")  # fmt: skip
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def verify_quote(quote_file, device_pub, model_file, split, state, max_age, as_json) -> None:
+def verify_quote(quote_file, device_pub, model_file, split, state, max_age, data, as_json) -> None:
     """Check a quote: signature, expected measurement, fresh nonce. Exit 1 if rejected."""
     from datetime import timedelta
 
@@ -181,7 +185,7 @@ def verify_quote(quote_file, device_pub, model_file, split, state, max_age, as_j
     quote = Quote.from_json(_read_json(quote_file, "quote"))
     device = DevicePublic.from_json(_read_json(device_pub, "device public key"))
     ledger = NonceLedger.load(state)
-    runner, _, _ = _runner(model_file, split, None)
+    runner, _, _ = _runner(model_file, split, None, data)
     if runner.enclave is None:
         raise click.UsageError("split 'none' has no enclave to attest")
     verifier = QuoteVerifier([device], runner.enclave.measurement)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import emit_json
+from vtrust.cli.common import data_option, emit_json
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -74,18 +74,17 @@ def _images(input_file: Path, input_shape: tuple[int, ...], batch: int):
 @click.option("--out", type=_FILE, required=True, help="The fine-tuned model file.")
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Override the entry's.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def quantize(model_file, circuit_name, out, epochs, seed, as_json):
+def quantize(model_file, circuit_name, out, epochs, seed, data, as_json):
     """Quantisation-aware fine-tuning so the compiled circuit keeps the model's accuracy."""
     from vtrust.catalog import load_entry
-    from vtrust.cli.common import target_splits
-    from vtrust.models import accuracy, load_model, save_model
+    from vtrust.models import accuracy, load_with_splits, save_model
     from vtrust.proofs.quantize import circuit_predictions, compile_network, finetune_quantized
 
     entry = load_entry("circuits", circuit_name)
     params = entry.params
-    loaded = load_model(model_file)
-    _, splits = target_splits(model_file)
+    loaded, splits = load_with_splits(model_file, data)
     tuned = finetune_quantized(
         loaded.model,
         splits.victim,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import emit_json, target_splits
+from vtrust.cli.common import data_option, emit_json, target_splits
 
 MODEL = click.Path(dir_okay=False, path_type=Path)
 
@@ -53,6 +53,7 @@ def watermark() -> None:
     "--notary", "notary_file", type=MODEL, default=None,
     help="Notary file: date the key's commitment now (evidence for a dispute).",
 )  # fmt: skip
+@data_option
 @click.option("--json", "as_json", is_flag=True)
 def embed(
     model_file,
@@ -69,6 +70,7 @@ def embed(
     owner,
     seed,
     notary_file,
+    data,
     as_json,
 ):
     """Embed a new watermark and write the marked model and its key."""
@@ -92,6 +94,7 @@ def embed(
         owner=owner,
         seed=seed,
         notary=notary,
+        data=data,
     )
     if as_json:
         emit_json(result)
@@ -119,8 +122,9 @@ def embed(
     "--suspect-seen", default=None,
     help="When you first saw the suspect (ISO time, UTC if no zone); with --notary-pub.",
 )  # fmt: skip
+@data_option
 @click.option("--json", "as_json", is_flag=True)
-def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, as_json):
+def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, data, as_json):
     """Decide ownership of a model with a p-value (exit 0 owned, 1 not owned).
 
     Everything compared is derived from the key's secret; the decision needs
@@ -131,7 +135,7 @@ def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, as_json):
 
     dating = _dating(notary_pub, suspect_seen)
     key = load_key(key_file)
-    model, splits = target_splits(model_file)
+    model, splits = target_splits(model_file, data)
     result = verify(model, key, splits, fpr=fpr, dating=dating).to_json()
     if as_json:
         emit_json(result)
@@ -218,14 +222,15 @@ def notarize_cmd(key_file, notary_file):
 )
 @click.option("--key", "key_file", type=MODEL, required=True)
 @click.option("--null-models", type=click.IntRange(min=2), default=20, show_default=True)
+@data_option
 @click.option("--json", "as_json", is_flag=True)
-def calibrate_cmd(model_file, key_file, null_models, as_json):
+def calibrate_cmd(model_file, key_file, null_models, data, as_json):
     """Train independent null models and store the empirical null in the key file."""
     from vtrust.watermark.calibration import calibrate
     from vtrust.watermark.keys import load_key, save_key
 
     key = load_key(key_file)
-    model, splits = target_splits(model_file)
+    model, splits = target_splits(model_file, data)
     calibration = calibrate(
         key, splits, model.spec.name, models=null_models, params=model.spec.params
     )
@@ -248,8 +253,9 @@ def calibrate_cmd(model_file, key_file, null_models, as_json):
 @click.option("--model-version", default="1", show_default=True)
 @click.option("--bits", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--seed", type=int, default=None, help="Reproducible keys (experiments only).")
+@data_option
 @click.option("--json", "as_json", is_flag=True)
-def fingerprint_cmd(model_file, users, registry, out_dir, model_version, bits, seed, as_json):
+def fingerprint_cmd(model_file, users, registry, out_dir, model_version, bits, seed, data, as_json):
     """Write one individually watermarked copy per user and register their keys."""
     from vtrust.watermark.embedding import fingerprint_model
 
@@ -261,6 +267,7 @@ def fingerprint_cmd(model_file, users, registry, out_dir, model_version, bits, s
         model_version=model_version,
         bits=bits,
         seed=seed,
+        data=data,
     )
     if as_json:
         emit_json(result)
@@ -313,20 +320,21 @@ def robustness_options(command):
             "--max-accuracy-drop", type=click.FloatRange(0, 1), default=0.05, show_default=True
         ),
         click.option("--seed", type=int, default=0, show_default=True),
+        data_option,
     ]
     for decorate in reversed(decorators):
         command = decorate(command)
     return command
 
 
-def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed):
+def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data):
     from vtrust.catalog import load_entry
     from vtrust.watermark.keys import load_key
     from vtrust.watermark.robustness import evaluate_robustness
 
     key = load_key(key_file)
     entries = [load_entry("attacks", a) for a in attacks]
-    model, splits = target_splits(model_file)
+    model, splits = target_splits(model_file, data)
     return evaluate_robustness(
         model, key, splits, entries, fpr=fpr, max_accuracy_drop=max_accuracy_drop, seed=seed
     )
@@ -336,11 +344,11 @@ def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed)
 @robustness_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def robustness_cmd(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, out, as_json):
+def robustness_cmd(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, out, as_json):
     """Watermark and accuracy after each attack over its strengths (table, JSON, plots)."""
     from vtrust.watermark.report import robustness_report
 
-    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed)
+    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data)
     if out is not None:
         robustness_report(report).write(out, report)
     if as_json:
@@ -372,12 +380,14 @@ def gate() -> None:
 @robustness_options
 @click.option("--junit", type=MODEL, default=None, help="Write JUnit XML here.")
 @click.option("--json", "as_json", is_flag=True)
-def gate_watermark(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, junit, as_json):
+def gate_watermark(
+    model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, junit, as_json
+):
     """Fail (exit 1) unless the watermark verifies and survives every listed attack."""
     from vtrust._io import atomic_write_bytes
     from vtrust.watermark.robustness import junit_xml
 
-    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed)
+    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data)
     if junit is not None:
         atomic_write_bytes(junit, junit_xml(report))
     if as_json:

@@ -63,10 +63,10 @@ class Cell:
 
 @functools.cache
 def _victim(target: str):
-    from vtrust.cli.common import target_splits
+    from vtrust.models import load_with_splits
 
-    model, splits = target_splits(Path(target))
-    return model.eval(), splits
+    loaded, splits = load_with_splits(Path(target))
+    return loaded.model.eval(), splits
 
 
 def run_cell(job: tuple[MatrixSpec, Cell]) -> dict[str, Any]:

@@ -1,6 +1,12 @@
 """Model zoo, training loop, prediction helpers and model files."""
 
-from vtrust.models.files import LoadedModel, load_model, model_sha256, save_model
+from vtrust.models.files import (
+    LoadedModel,
+    load_model,
+    load_with_splits,
+    model_sha256,
+    save_model,
+)
 from vtrust.models.training import (
     TrainConfig,
     TrainHistory,
@@ -26,6 +32,7 @@ __all__ = [
     "fit",
     "fit_arrays",
     "load_model",
+    "load_with_splits",
     "model_sha256",
     "predict_logits",
     "predict_proba",

@@ -177,3 +177,27 @@ def load_model(path: str | Path) -> LoadedModel:
     except OSError as exc:
         raise ModelFileError(f"cannot read model file {p}: {exc.strerror or exc}") from None
     return load_model_bytes(raw, source=str(p))
+
+
+def load_with_splits(path: str | Path, data: str | None = None):
+    """A model file and the dataset splits it was trained on: ``(LoadedModel, Splits)``.
+
+    The data are the spec recorded in the file's metadata (and its split seed), or
+    ``data`` — a dataset spec that overrides it (the data moved, or the user's own).
+
+    Raises:
+        ModelFileError: the file names no dataset and ``data`` is not given.
+        DatasetError: the data cannot be loaded.
+    """
+    from vtrust.data import load_dataset
+
+    loaded = load_model(path)
+    record = loaded.metadata.get("dataset")
+    record = record if isinstance(record, dict) else {}
+    spec = data if data is not None else record.get("spec")
+    if not isinstance(spec, str) or not spec:
+        raise ModelFileError(f"{path}: metadata does not name the training dataset (pass --data)")
+    seed = record.get("split_seed", 0)
+    if type(seed) is not int:
+        raise ModelFileError(f"{path}: metadata has a malformed split seed")
+    return loaded, load_dataset(spec, seed=seed)

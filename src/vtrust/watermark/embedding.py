@@ -7,9 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from vtrust.data import load_dataset
-from vtrust.errors import ModelFileError
-from vtrust.models import accuracy, build_model, load_model, model_sha256, save_model
+from vtrust.models import accuracy, build_model, load_with_splits, model_sha256, save_model
 from vtrust.models.recipes import default_config
 from vtrust.watermark.dynamic import EPOCH_FACTOR, DynamicWatermark, new_dynamic_key
 from vtrust.watermark.keys import save_key
@@ -17,14 +15,6 @@ from vtrust.watermark.notary import Notary
 from vtrust.watermark.registry import FingerprintRegistry, fingerprint_copies
 from vtrust.watermark.robustness import verify
 from vtrust.watermark.static import StaticWatermark, new_static_key
-
-
-def _load_with_splits(model_file: Path):
-    loaded = load_model(model_file)
-    dataset = loaded.metadata.get("dataset")
-    if not isinstance(dataset, dict) or "spec" not in dataset:
-        raise ModelFileError(f"{model_file}: metadata does not name the training dataset")
-    return loaded, load_dataset(str(dataset["spec"]), seed=int(dataset.get("split_seed", 0)))
 
 
 def embed_watermark(
@@ -43,11 +33,12 @@ def embed_watermark(
     owner: str = "",
     seed: int | None = None,
     notary: Notary | None = None,
+    data: str | None = None,
 ) -> dict[str, Any]:
     """Embed a new key into the model file's model (fine-tuning it, or retraining it from
     scratch with ``retrain``); write the marked model and the key — with a notary's
     receipt dating its commitment when a ``notary`` is given."""
-    loaded, splits = _load_with_splits(model_file)
+    loaded, splits = load_with_splits(model_file, data)
     spec = loaded.model.spec
     before = accuracy(loaded.model, splits.test)
     train_seed = int(loaded.metadata.get("training", {}).get("seed", 0))
@@ -102,9 +93,10 @@ def fingerprint_model(
     model_version: str = "1",
     bits: int = 128,
     seed: int | None = None,
+    data: str | None = None,
 ) -> dict[str, Any]:
     """One marked copy per user in ``out_dir``, keys in the SQLite ``registry``."""
-    loaded, splits = _load_with_splits(model_file)
+    loaded, splits = load_with_splits(model_file, data)
     store = FingerprintRegistry(registry)
     copies = fingerprint_copies(loaded.model, splits.victim, users, bits=bits, seed=seed)
     result = {}
