@@ -186,3 +186,26 @@ def test_content_triggers_come_from_the_verifiers_data(digits):
     wm = DynamicWatermark(key, digits)
     assert not verify(build_model("mlp", digits.input_shape, 10), key, digits, fpr=1e-6).owned
     assert wm.inputs.shape == (20, 1, 8, 8)
+
+
+def test_malformed_notary_files_are_one_line_errors(tmp_path, capsys):
+    from vtrust.cli import run
+
+    (tmp_path / "bad.pub.json").write_text('{"format": "vtrust-notary-public", "ed25519": "zz"}')
+    (tmp_path / "junk.json").write_text("[" * 50_000)
+    (tmp_path / "key.json").write_text("{}")
+    for args in (
+        ["watermark", "verify", "--model", "m.st", "--key", str(tmp_path / "key.json"),
+         "--notary-pub", str(tmp_path / "bad.pub.json"), "--suspect-seen", "2030-01-01"],
+        ["watermark", "verify", "--model", "m.st", "--key", str(tmp_path / "key.json"),
+         "--notary-pub", str(tmp_path / "junk.json"), "--suspect-seen", "2030-01-01"],
+        ["watermark", "verify", "--model", "m.st", "--key", str(tmp_path / "key.json"),
+         "--notary-pub", str(tmp_path / "bad.pub.json"), "--suspect-seen", "yesterday"],
+        ["watermark", "notarize", "--key", str(tmp_path / "key.json"),
+         "--notary", str(tmp_path / "junk.json")],
+    ):  # fmt: skip
+        before = (tmp_path / "key.json").read_text()
+        assert run(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "internal" not in err, err
+        assert (tmp_path / "key.json").read_text() == before

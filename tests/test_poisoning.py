@@ -113,3 +113,20 @@ def test_mad_requires_binding_and_a_known_surrogate(digits):
         MadParams(surrogate="transformer")
     with pytest.raises(InputError):
         MadParams(epsilon=3.0)
+
+
+def test_random_noise_is_unpredictable_unless_a_run_is_seeded(small_mlp, digits):
+    """A thief who knows the default seed must not be able to predict (and subtract) the
+    noise: unseeded deployments draw it from a CSPRNG; a seed makes it reproducible and
+    the defense says it is insecure."""
+    probs = np.full((5, 10), 0.1)
+    entry = load_entry("defenses", "noise-0.5")
+
+    def noise(seed):
+        defense = build_defense(entry, DefenseContext(small_mlp, digits.victim, seed))
+        return defense.transform("c", None, probs), defense.insecure
+
+    (a, insecure_a), (b, _) = noise(None), noise(None)
+    assert not insecure_a and not np.allclose(a, b)
+    (c, insecure_c), (d, _) = noise(3), noise(3)
+    assert insecure_c and np.array_equal(c, d)

@@ -14,7 +14,6 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -38,11 +37,6 @@ def hkdf(secret: bytes, info: str, length: int = 32, salt: bytes | None = None) 
     return HKDF(
         algorithm=hashes.SHA256(), length=length, salt=salt, info=f"vtrust:{info}".encode()
     ).derive(secret)
-
-
-def derive_rng(secret: bytes, purpose: str) -> np.random.Generator:
-    """A numpy generator seeded by HKDF-SHA256(secret, info=purpose): one stream per use."""
-    return np.random.default_rng(int.from_bytes(hkdf(secret, purpose), "big"))
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,13 @@ class KeyStream:
         raw = np.frombuffer(self.bytes(4 * count), dtype="<u4") >> np.uint32(8)
         return (raw.astype(np.float32) * np.float32(2.0**-24)).reshape(shape)
 
+    def simplex(self, rows: int, k: int) -> np.ndarray:
+        """``rows`` points uniform on the probability simplex of ``k`` classes (float64):
+        normalised exponentials, i.e. Dirichlet(1, …, 1)."""
+        u = ((self.uint64((rows, k)) >> np.uint64(11)).astype(np.float64) + 1.0) * 2.0**-53
+        e = -np.log(u)  # u ∈ (0, 1]: finite
+        return e / e.sum(axis=1, keepdims=True)
+
     def standard_normal(self, shape: int | tuple[int, ...]) -> np.ndarray:
         """Standard normal float32 values (Box–Muller on 53-bit uniforms)."""
         count = math.prod(shape) if isinstance(shape, tuple) else int(shape)

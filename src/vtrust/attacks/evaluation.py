@@ -95,12 +95,15 @@ def run_extraction(
     *,
     deployment: Deployment = UNDEFENDED,
     budget: int | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     curve: bool = True,
 ) -> tuple[dict[str, Any], ExtractionResult]:
     """Deploy ``victim`` as ``deployment`` says (defenses calibrated on the victim split),
-    attack it, and judge the thief."""
+    attack it, and judge the thief. ``seed`` seeds the attacker and the defenses' secret
+    randomness (a reproducible, insecure run); None: attacker seed 0, defenses' secrets
+    from a CSPRNG."""
     oracle = deployment.oracle(victim, splits.victim, seed=seed)
+    seed = 0 if seed is None else seed  # the attacker's own randomness
     resources = AttackerResources(oracle, data=splits.attacker, client_id="attacker")
     result = attack.run(resources, budget=budget, seed=seed)
     progress.stage(
@@ -167,11 +170,12 @@ def run_entry(
     *,
     deployment: Deployment = UNDEFENDED,
     budget: int | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     curve: bool = True,
 ) -> dict[str, Any]:
     """Run the attack a catalog entry configures against ``victim``; a JSON-ready dict
-    with at least ``thief_accuracy``, ``fidelity``, ``queries`` and ``seconds``."""
+    with at least ``thief_accuracy``, ``fidelity``, ``queries`` and ``seconds``
+    (``seed``: see :func:`run_extraction`)."""
     if entry.section != "attacks":
         raise InputError(f"{entry.name} is a {entry.section} entry, not an attack")
     attack = entry.build()
@@ -190,10 +194,10 @@ def run_entry(
         )
         category = "extraction"
     elif isinstance(attack, RemovalAttack):
-        summary = run_removal(attack, victim, splits, seed=seed)
+        summary = run_removal(attack, victim, splits, seed=seed or 0)
         category = "removal"
     else:
-        summary = run_direct(attack, victim, splits, seed=seed)
+        summary = run_direct(attack, victim, splits, seed=seed or 0)
         category = "direct"
     return {
         "attack": entry.name,

@@ -43,7 +43,7 @@ def audit_model(
     key_file: Path | None = None,
     budget: int = 1000,
     attacks: tuple[str, ...] = AUDIT_ATTACKS,
-    seed: int = 0,
+    seed: int | None = 0,
     data: str | None = None,
 ) -> dict[str, Any]:
     """Audit ``model_file`` (its recorded data, or the dataset spec ``data``)."""
@@ -73,7 +73,7 @@ def audit_model(
         "budget": budget,
         "extraction": rows,
         "watermark": _watermark(model, splits, key_file),
-        "proof": _proof(model, splits, seed),
+        "proof": _proof(model, splits, seed or 0),
     }
     return result
 

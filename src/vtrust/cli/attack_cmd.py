@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, target_splits
+from vtrust.cli.common import data_option, emit_json, simulation_seed_option, target_splits
 from vtrust.report import Report, line_plot
 
 
@@ -42,7 +42,7 @@ def attack_list(as_json: bool) -> None:
 @click.option(
     "--budget", type=click.IntRange(min=1), default=None, help="Override the query budget."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@simulation_seed_option
 @click.option("--no-curve", is_flag=True, help="Skip the accuracy/fidelity-vs-budget curve.")
 @click.option(
     "--out",
@@ -89,8 +89,9 @@ def attack_run(name_or_toml, target, defenses, labels, budget, seed, no_curve, o
 def write_attack_report(result: dict, out: Path) -> None:
     """report.json, report.md and curve.png for one attack run."""
     report = Report(f"Attack {result['attack']} against {result['target']}")
+    seed = result["seed"] if result["seed"] is not None else "0 (defenses unseeded)"
     report.add_text(
-        f"Kind `{result['kind']}` ({result['category']}), seed {result['seed']}. Victim test "
+        f"Kind `{result['kind']}` ({result['category']}), seed {seed}. Victim test "
         f"accuracy {result['victim_accuracy']:.4f}; thief accuracy "
         f"{result['thief_accuracy']:.4f}, fidelity {result['fidelity']:.4f}, "
         f"{result['queries']} queries, {result['seconds']:.1f} s."

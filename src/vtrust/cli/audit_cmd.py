@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json
+from vtrust.cli.common import data_option, emit_json, simulation_seed_option
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -20,7 +20,7 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
               help="Queries per extraction attack.")  # fmt: skip
 @click.option("--attack", "attacks", multiple=True,
               help="Extraction attacks (default: the audit set).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True)
+@simulation_seed_option
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def audit(model_file, defenses, key_file, budget, attacks, seed, data, as_json) -> None:

@@ -33,3 +33,15 @@ def data_option(command):
         help="Dataset instead of the one the model file records (it moved, or your own): "
         "digits, synthetic[:SEED], idx:DIR, npz:FILE, folder:DIR.",
     )(command)
+
+
+def simulation_seed_option(command):
+    """``--seed``: seeds a simulated attack and the deployed defenses' secret randomness
+    (reproducible, and then predictable); by default the defenses draw from a CSPRNG."""
+    return click.option(
+        "--seed",
+        type=int,
+        default=None,
+        help="Seed the attacker and the defenses' secret randomness (INSECURE: reproducible "
+        "runs); default: attacker seed 0, defenses' secrets from a CSPRNG.",
+    )(command)

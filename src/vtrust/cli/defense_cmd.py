@@ -49,7 +49,13 @@ def defense_list(as_json: bool) -> None:
     default=None,
     help="Folder of detector states: loaded if present, saved after the replay.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed the defenses' secret randomness (INSECURE: reproducible replays); "
+    "default: a CSPRNG.",
+)
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def defense_replay(target, defenses, queries, client, state, seed, data, as_json):

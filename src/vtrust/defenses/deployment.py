@@ -28,12 +28,14 @@ class DefenseContext:
         model: the deployed model.
         reference: in-distribution data the defender owns (the victim's training split),
             used by detectors to calibrate what benign queries look like.
-        seed: seeds every random choice a defense makes (surrogates, noise, data splits).
+        seed: seeds every random choice a defense makes (surrogates, noise, data splits)
+            — for reproducible experiments; None (the default) leaves secret choices
+            (noise) to a CSPRNG and the rest to seed 0.
     """
 
     model: nn.Module
     reference: Dataset
-    seed: int = 0
+    seed: int | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -87,7 +89,7 @@ class Deployment:
     def names(self) -> list[str]:
         return [e.name for e in self.defenses]
 
-    def oracle(self, model: nn.Module, reference: Dataset, *, seed: int = 0) -> Oracle:
+    def oracle(self, model: nn.Module, reference: Dataset, *, seed: int | None = None) -> Oracle:
         """An oracle answering with ``model`` behind freshly built defenses."""
         context = DefenseContext(model, reference, seed)
         return Oracle(

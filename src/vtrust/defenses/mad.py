@@ -19,6 +19,7 @@ passes per query.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +103,12 @@ class Mad(QueryDefense):
             self.params.surrogate,
             context.input_shape,
             context.n_classes,
-            seed=self.params.seed * 1_000_003 + context.seed,
+            # the surrogate steers the perturbation: unpredictable unless a run is seeded
+            seed=(
+                self.params.seed * 1_000_003 + context.seed
+                if context.seed is not None
+                else secrets.randbits(62)
+            ),
         )
 
     def transform(self, client_id, x, probs):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vtrust import keystream
 from vtrust.catalog import register
 from vtrust.errors import InputError
 from vtrust.oracle import QueryDefense
@@ -126,29 +127,44 @@ class ReverseSigmoid(QueryDefense):
 class RandomNoiseParams:
     epsilon: float = 0.5
     keep_top1: bool = True
-    seed: int = 0
+    seed: int | None = None  # reproducible (and predictable) noise: experiments only
 
     def __post_init__(self) -> None:
         if not 0 <= self.epsilon <= 2:
             raise InputError(f"epsilon (an L1 distance) must be in [0, 2], got {self.epsilon}")
 
 
+def hash_seeds(seeds: list[int]) -> int:
+    """One seed from several (the entry's and the deployment's), order-sensitive."""
+    out = 0
+    for seed in seeds:
+        out = (out * 1_000_003 + int(seed)) % (1 << 62)
+    return out
+
+
 class RandomNoise(QueryDefense):
     """The random baseline of the MAD paper: move each answer toward a uniformly random
     point of the simplex by L1 distance ``epsilon`` (optionally keeping the top-1 class).
-    Seeded by ``seed`` and the deployment's seed."""
+    The noise is the defense's secret — a thief who could predict it would subtract it —
+    so it comes from a ChaCha20 stream keyed from :mod:`secrets`, unless the entry's
+    ``seed`` or the deployment's seed asks for a reproducible (insecure) run."""
 
     name = "random-noise"
 
     def __init__(self, params: RandomNoiseParams = RandomNoiseParams()) -> None:
         self.params = params
-        self.rng = np.random.default_rng(params.seed)
+        self.stream = keystream.for_run(params.seed)
 
     def bind(self, context) -> None:
-        self.rng = np.random.default_rng([self.params.seed, context.seed])
+        seeds = [s for s in (self.params.seed, context.seed) if s is not None]
+        self.stream = keystream.for_run(None if not seeds else hash_seeds(seeds))
+
+    @property
+    def insecure(self) -> bool:
+        return not self.stream.secure
 
     def transform(self, client_id, x, probs):
-        z = self.rng.dirichlet(np.ones(probs.shape[1]), size=len(probs))
+        z = self.stream.simplex(len(probs), probs.shape[1])
         return mix_toward(probs, z, self.params.epsilon, self.params.keep_top1)
 
 

@@ -163,7 +163,9 @@ class ShiftDetector(StreamDetector):
     def bind(self, context: Any) -> None:
         super().bind(context)
         p = self.params
-        self.density = DensityModel(context.reference.x, p.components, p.p0, p.folds, context.seed)
+        self.density = DensityModel(
+            context.reference.x, p.components, p.p0, p.folds, context.seed or 0
+        )
 
     def scope_key(self, client_id: str) -> str:
         return GLOBAL_SCOPE if self.params.scope == "global" else client_id
