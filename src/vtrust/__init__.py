@@ -1,4 +1,9 @@
-"""vtrust: protect machine-learning models on untrusted devices and verify what they compute."""
+"""vtrust: protect machine-learning models on untrusted devices and verify what they compute.
+
+``vtrust.wrap(module, …)``, ``vtrust.wrap_predict(fn, …)`` and ``vtrust.load_target(path)``
+make the model under audit a :class:`vtrust.targets.Target` (imported on first use, so
+``import vtrust`` stays light).
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
@@ -7,4 +12,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+_LAZY = ("wrap", "wrap_predict", "load_target", "load_target_and_splits", "Target", "InputSpec")
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import vtrust.targets
+
+        return getattr(vtrust.targets, name)
+    raise AttributeError(f"module 'vtrust' has no attribute {name!r}")

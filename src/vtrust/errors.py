@@ -101,3 +101,13 @@ class AttestationError(VtrustError, ValueError):
 
 class EnclaveError(VtrustError, RuntimeError):
     """Code the enclave was not measured with was asked to run inside it."""
+
+
+class BlackBoxOnly(VtrustError, ValueError):
+    """An operation that needs a model's weights (a removal attack, a static watermark,
+    embedding, quantising or proving) was asked of a target that is a black box only."""
+
+
+class MissingExtra(VtrustError, ImportError):
+    """A model format or interop needs an optional dependency that is not installed;
+    the message names the extra to install (``pip install 'vtrust[onnx]'``)."""

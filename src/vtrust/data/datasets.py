@@ -14,13 +14,14 @@ Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from vtrust.data.files import load_folder, load_npz
+from vtrust.data.files import folder_parts, npz_parts
 from vtrust.data.idx import load_idx_dir
 from vtrust.errors import DatasetError
 
@@ -78,13 +79,20 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Splits:
-    """The three disjoint splits of one dataset, made from ``spec`` with ``seed``."""
+    """The three disjoint splits of one dataset, made from ``spec`` with ``seed``.
+
+    ``digest`` is :func:`data_digest` of everything the spec loaded (a model file records
+    it, so reloading notices data that changed); ``user_splits`` says the test split (and
+    perhaps the attacker's) came from the user instead of vtrust's seeded cut.
+    """
 
     victim: Dataset
     attacker: Dataset
     test: Dataset
     spec: str
     seed: int
+    digest: str = ""
+    user_splits: bool = False
 
     @property
     def n_classes(self) -> int:
@@ -127,33 +135,80 @@ def _idx(folder: str) -> tuple[np.ndarray, np.ndarray, int]:
     return x, labels, max(n_classes, 2)
 
 
-def load_arrays(spec: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """All samples of the dataset named by ``spec``: ``(x, y, n_classes)``.
+Parts = dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _npz_spec(arg: str) -> tuple[Path, str, str]:
+    """``FILE`` or ``FILE?x=KEY&y=KEY`` (the arrays to read)."""
+    path, _, query = arg.partition("?")
+    keys = {"x": "x", "y": "y"}
+    for item in filter(None, query.split("&")):
+        name, eq, value = item.partition("=")
+        if name not in keys or not eq or not value:
+            raise DatasetError(f"npz option {item!r}: expected x=KEY or y=KEY")
+        keys[name] = value
+    return Path(path).expanduser(), keys["x"], keys["y"]
+
+
+def load_parts(spec: str, shape: tuple[int, int, int] | None = None) -> tuple[Parts, int]:
+    """The labelled parts of the dataset ``spec`` names and its class count: ``{"all":
+    (x, y)}``, or the user's own ``train``/``test`` (/``attacker``) splits.
 
     ``spec`` is ``digits``, ``synthetic`` (generator seed 0), ``synthetic:SEED``,
     ``idx:DIR`` (a folder of MNIST-format IDX files), ``npz:FILE`` (arrays ``x`` and
-    ``y``) or ``folder:DIR`` (one sub-folder of images per class): see
-    :mod:`vtrust.data.files`.
+    ``y``, or ``x_train``/``y_train``/``x_test``/``y_test``; ``npz:FILE?x=KEY&y=KEY``
+    names other arrays) or ``folder:DIR`` (one sub-folder of images per class, or
+    ``train/`` and ``test/`` folders of them): see :mod:`vtrust.data.files`. Image
+    folders are resized to ``shape`` (C, H, W) when it is given.
     """
     kind, _, arg = spec.partition(":")
     if kind == "digits" and not arg:
-        return _digits()
-    if kind == "synthetic":
+        x, y, n = _digits()
+    elif kind == "synthetic":
         try:
             gen_seed = int(arg) if arg else 0
         except ValueError:
             raise DatasetError(f"synthetic dataset seed must be an integer, got {arg!r}") from None
-        return _synthetic(gen_seed)
-    if kind == "idx" and arg:
-        return _idx(str(Path(arg).expanduser()))
-    if kind == "npz" and arg:
-        return load_npz(Path(arg).expanduser())
-    if kind == "folder" and arg:
-        return load_folder(Path(arg).expanduser())
-    raise DatasetError(
-        f"unknown dataset {spec!r}; expected digits, synthetic[:SEED], idx:DIR, npz:FILE "
-        "or folder:DIR"
-    )
+        x, y, n = _synthetic(gen_seed)
+    elif kind == "idx" and arg:
+        x, y, n = _idx(str(Path(arg).expanduser()))
+    elif kind == "npz" and arg:
+        parts = npz_parts(*_npz_spec(arg))
+        return parts, _class_count(parts)
+    elif kind == "folder" and arg:
+        parts = folder_parts(Path(arg).expanduser(), shape)
+        return parts, _class_count(parts)
+    else:
+        raise DatasetError(
+            f"unknown dataset {spec!r}; expected digits, synthetic[:SEED], idx:DIR, npz:FILE "
+            "or folder:DIR"
+        )
+    return {"all": (x, y)}, n
+
+
+def _class_count(parts: Parts) -> int:
+    top = max((int(y.max()) for _, y in parts.values() if len(y)), default=0)
+    return max(top + 1, 2)
+
+
+def load_arrays(spec: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """All samples of the dataset ``spec`` names, splits joined: ``(x, y, n_classes)``
+    (see :func:`load_parts`)."""
+    parts, n_classes = load_parts(spec)
+    return (np.concatenate([p[0] for p in parts.values()]),
+            np.concatenate([p[1] for p in parts.values()]), n_classes)  # fmt: skip
+
+
+def data_digest(parts: Parts) -> str:
+    """SHA-256 of the loaded images and labels, part by part (the data's identity,
+    whichever path they are found at)."""
+    digest = hashlib.sha256()
+    for name in sorted(parts):
+        x, y = parts[name]
+        for array in (np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y, np.int64)):
+            digest.update(f"{name}:{array.dtype}:{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def canonical_spec(spec: str) -> str:
@@ -161,32 +216,79 @@ def canonical_spec(spec: str) -> str:
     that can be found again from any working directory."""
     kind, _, arg = spec.partition(":")
     if kind in ("idx", "npz", "folder") and arg:
-        return f"{kind}:{Path(arg).expanduser().resolve()}"
+        path, sep, query = arg.partition("?") if kind == "npz" else (arg, "", "")
+        return f"{kind}:{Path(path).expanduser().resolve()}{sep}{query}"
     return spec
 
 
-def load_dataset(spec: str = "digits", *, seed: int = 0) -> Splits:
+def _stratified(index: np.ndarray, y: np.ndarray, train_size: float, seed: int):
+    try:
+        return train_test_split(index, train_size=train_size, stratify=y, random_state=seed)
+    except ValueError:  # a class too small to stratify
+        return train_test_split(index, train_size=train_size, random_state=seed)
+
+
+def load_dataset(
+    spec: str = "digits",
+    *,
+    seed: int = 0,
+    input_shape: tuple[int, int, int] | None = None,
+    n_classes: int | None = None,
+) -> Splits:
     """Load the dataset named by ``spec`` and cut its three stratified splits with ``seed``
-    (``Splits.spec`` is :func:`canonical_spec` of it)."""
+    (``Splits.spec`` is :func:`canonical_spec` of it).
+
+    vtrust's own cut is 50 % victim, 25 % attacker, 25 % test. With the user's splits,
+    their test split is kept as it is, and the attacker split is theirs or a seeded third
+    of their training data (the victim keeps the rest).
+
+    ``input_shape`` (C, H, W) and ``n_classes`` are a target's: image folders are resized
+    to it, other data must match it, and labels must be below ``n_classes``.
+    """
     spec = canonical_spec(spec)
-    x, y, n_classes = load_arrays(spec)
-    counts = np.bincount(y, minlength=n_classes)
-    if (counts[counts > 0] < 4).any():
-        raise DatasetError(f"{spec}: every class present needs at least 4 samples to split")
-    index = np.arange(len(y))
-    victim_idx, rest = train_test_split(
-        index, train_size=SPLIT_FRACTIONS["victim"], stratify=y, random_state=seed
-    )
-    attacker_idx, test_idx = train_test_split(
-        rest, train_size=0.5, stratify=y[rest], random_state=seed + 1
-    )
+    parts, found_classes = load_parts(spec, input_shape)
+    shape = next(iter(parts.values()))[0].shape[1:]
+    if input_shape is not None and tuple(shape) != tuple(input_shape):
+        raise DatasetError(f"{spec}: images are {tuple(shape)} (C, H, W) but the model takes "
+                           f"{tuple(input_shape)}")  # fmt: skip
+    if n_classes is not None:
+        if found_classes > n_classes:
+            raise DatasetError(f"{spec}: labels go up to {found_classes - 1} but the model has "
+                               f"{n_classes} classes")  # fmt: skip
+        found_classes = n_classes
     name = spec.partition(":")[0] if spec.split(":")[0] in ("idx", "npz", "folder") else spec
-    return Splits(
-        victim=Dataset(x[np.sort(victim_idx)], y[np.sort(victim_idx)], n_classes, f"{name}/victim"),
-        attacker=Dataset(
-            x[np.sort(attacker_idx)], y[np.sort(attacker_idx)], n_classes, f"{name}/attacker"
-        ),
-        test=Dataset(x[np.sort(test_idx)], y[np.sort(test_idx)], n_classes, f"{name}/test"),
-        spec=spec,
-        seed=seed,
-    )
+    pieces = _cut(parts, seed, spec)
+
+    def dataset(part: str) -> Dataset:
+        x, y = pieces[part]
+        if len(y) == 0:
+            raise DatasetError(f"{spec}: the {part} split is empty")
+        return Dataset(x, y, found_classes, f"{name}/{part}")
+
+    return Splits(victim=dataset("victim"), attacker=dataset("attacker"), test=dataset("test"),
+                  spec=spec, seed=seed, digest=data_digest(parts),
+                  user_splits="all" not in parts)  # fmt: skip
+
+
+def _cut(parts: Parts, seed: int, spec: str) -> Parts:
+    """victim / attacker / test arrays from the loaded parts."""
+    if "all" in parts:
+        x, y = parts["all"]
+        counts = np.bincount(y)
+        if (counts[counts > 0] < 4).any():
+            raise DatasetError(f"{spec}: every class present needs at least 4 samples to split")
+        victim_idx, rest = _stratified(np.arange(len(y)), y, SPLIT_FRACTIONS["victim"], seed)
+        attacker_idx, test_idx = _stratified(rest, y[rest], 0.5, seed + 1)
+        return {part: (x[np.sort(i)], y[np.sort(i)]) for part, i in
+                (("victim", victim_idx), ("attacker", attacker_idx), ("test", test_idx))}  # fmt: skip
+    out = {"test": parts["test"]}
+    x, y = parts["train"]
+    if "attacker" in parts:
+        out["victim"], out["attacker"] = parts["train"], parts["attacker"]
+        return out
+    if len(y) < 3:
+        raise DatasetError(f"{spec}: the training split needs at least 3 samples")
+    victim_idx, attacker_idx = _stratified(np.arange(len(y)), y, 2 / 3, seed)
+    out["victim"] = (x[np.sort(victim_idx)], y[np.sort(victim_idx)])
+    out["attacker"] = (x[np.sort(attacker_idx)], y[np.sort(attacker_idx)])
+    return out

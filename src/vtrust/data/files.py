@@ -62,17 +62,29 @@ def to_labels(y: np.ndarray, count: int, source: str) -> np.ndarray:
     return y
 
 
-def load_npz(path: str | Path, x_key: str = "x", y_key: str = "y"):
-    """``(x, y, n_classes)`` from the arrays ``x_key`` and ``y_key`` of an ``.npz`` file."""
+USER_SPLITS = ("train", "test", "attacker")
+
+
+def npz_parts(path: str | Path, x_key: str = "x", y_key: str = "y"):
+    """The labelled parts of an ``.npz`` file: ``{"all": (x, y)}`` from ``x_key`` and
+    ``y_key``, or the user's own splits ``{"train": …, "test": …[, "attacker": …]}`` from
+    ``x_train``/``y_train``, ``x_test``/``y_test`` (and ``x_attacker``/``y_attacker``);
+    images as float32 (N, C, H, W) in [0, 1], labels int64."""
     source = str(path)
     try:
         with np.load(path, allow_pickle=False) as arrays:
-            missing = [k for k in (x_key, y_key) if k not in arrays.files]
+            names = set(arrays.files)
+            if x_key == "x" and {"x_train", "y_train", "x_test", "y_test"} <= names:
+                wanted = {part: (f"x_{part}", f"y_{part}") for part in USER_SPLITS
+                          if f"x_{part}" in names}  # fmt: skip
+            else:
+                wanted = {"all": (x_key, y_key)}
+            missing = [k for pair in wanted.values() for k in pair if k not in names]
             if missing:
                 raise DatasetError(
                     f"{source}: no array {missing[0]!r} (it holds {', '.join(arrays.files)})"
                 )
-            x, y = arrays[x_key], arrays[y_key]
+            raw = {part: (arrays[xk], arrays[yk]) for part, (xk, yk) in wanted.items()}
     except DatasetError:
         raise
     except FileNotFoundError:
@@ -81,24 +93,72 @@ def load_npz(path: str | Path, x_key: str = "x", y_key: str = "y"):
         raise DatasetError(f"{source}: not a plain-array .npz ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{source}: not a readable .npz file ({exc})") from None
-    images = to_images(x, source)
-    labels = to_labels(y, len(images), source)
-    return images, labels, max(int(labels.max()) + 1 if len(labels) else 0, 2)
+    parts = {}
+    for part, (x, y) in raw.items():
+        where = source if part == "all" else f"{source} ({part})"
+        images = to_images(x, where)
+        parts[part] = (images, to_labels(y, len(images), where))
+    shapes = {p[0].shape[1:] for p in parts.values()}
+    if len(shapes) > 1:
+        raise DatasetError(f"{source}: the splits hold images of different shapes {sorted(shapes)}")
+    return parts
 
 
-def load_folder(path: str | Path):
-    """``(x, y, n_classes)`` from ``DIR/<class>/<image>``: classes in name order, images
-    grey if every one is, else RGB, resized to the most common size."""
+def load_npz(path: str | Path, x_key: str = "x", y_key: str = "y"):
+    """``(x, y, n_classes)`` from the arrays ``x_key`` and ``y_key`` of an ``.npz`` file
+    (the user's splits, if it holds them, concatenated)."""
+    parts = npz_parts(path, x_key, y_key)
+    x = np.concatenate([p[0] for p in parts.values()])
+    labels = np.concatenate([p[1] for p in parts.values()])
+    return x, labels, max(int(labels.max()) + 1 if len(labels) else 0, 2)
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def folder_parts(path: str | Path, shape: tuple[int, int, int] | None = None):
+    """The labelled parts of an image folder: ``{"all": (x, y)}`` from ``DIR/<class>/``,
+    or the user's splits from ``DIR/train/<class>/`` and ``DIR/test/<class>/`` (and
+    ``DIR/attacker/<class>/``), with one class list; see :func:`load_folder`."""
+    root = Path(path)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    subs = {p.name for p in _class_folders(root)}
+    if {"train", "test"} <= subs and subs <= set(USER_SPLITS):
+        names = sorted({c.name for part in subs for c in _class_folders(root / part)})
+        if len(names) < 2:
+            raise DatasetError(f"{root}: needs one sub-folder per class, at least two")
+        parts = {}
+        for part in (p for p in USER_SPLITS if p in subs):  # train first: it fixes the shape
+            x, y, _ = load_folder(root / part, shape, classes=names)
+            parts[part], shape = (x, y), x.shape[1:]
+        return parts
+    x, y, _ = load_folder(root, shape)
+    return {"all": (x, y)}
+
+
+def load_folder(
+    path: str | Path, shape: tuple[int, int, int] | None = None, *, classes: list[str] | None = None
+):
+    """``(x, y, n_classes)`` from ``DIR/<class>/<image>``: classes in name order (or the
+    given ``classes``, missing ones allowed), images resized to ``shape`` (C, H, W) when
+    given — grey or RGB to match C — else grey if every one is, else RGB, at the most
+    common size."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(path)
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder")
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(classes) < 2:
+    found = _class_folders(root)
+    if classes is None and len(found) < 2:
         raise DatasetError(f"{root}: needs one sub-folder per class, at least two")
+    names = classes if classes is not None else [p.name for p in found]
+    index = {name: i for i, name in enumerate(names)}
+    classes_found = [p for p in found if p.name in index]
     images, labels = [], []
-    for label, folder in enumerate(classes):
+    for folder in classes_found:
+        label = index[folder.name]
         files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
         if not files:
             raise DatasetError(f"{folder}: class {folder.name!r} has no images")
@@ -110,12 +170,19 @@ def load_folder(path: str | Path):
             except (UnidentifiedImageError, OSError):
                 raise DatasetError(f"{file}: not an image PNG/JPEG can read") from None
             labels.append(label)
-    grey = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images)
-    size = Counter(im.size for im in images).most_common(1)[0][0]
+    if not images:
+        raise DatasetError(f"{root}: holds no images")
+    if shape is not None:
+        if shape[0] not in (1, 3):
+            raise DatasetError(f"{root}: images can be made grey or RGB, not {shape[0]} channels")
+        grey, size = shape[0] == 1, (shape[2], shape[1])
+    else:
+        grey = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in images)
+        size = Counter(im.size for im in images).most_common(1)[0][0]
     mode = "L" if grey else "RGB"
     arrays = [
         np.asarray(im.convert(mode).resize(size) if im.size != size else im.convert(mode))
         for im in images
     ]
     x = np.stack(arrays).astype(np.uint8)
-    return to_images(x, str(root)), np.array(labels, dtype=np.int64), len(classes)
+    return to_images(x, str(root)), np.array(labels, dtype=np.int64), len(names)

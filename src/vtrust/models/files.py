@@ -187,17 +187,31 @@ def load_with_splits(path: str | Path, data: str | None = None):
 
     Raises:
         ModelFileError: the file names no dataset and ``data`` is not given.
-        DatasetError: the data cannot be loaded.
+        DatasetError: the data cannot be loaded, or differ from the recorded content hash.
     """
-    from vtrust.data import load_dataset
-
     loaded = load_model(path)
-    record = loaded.metadata.get("dataset")
+    return loaded, recorded_splits(loaded.metadata, str(path), data)
+
+
+def recorded_splits(metadata: dict[str, Any], source: str, data: str | None = None):
+    """The splits a model file's metadata records (checked against its recorded content
+    hash), or those of ``data`` when given."""
+    from vtrust.data import load_dataset
+    from vtrust.errors import DatasetError
+
+    record = metadata.get("dataset")
     record = record if isinstance(record, dict) else {}
     spec = data if data is not None else record.get("spec")
     if not isinstance(spec, str) or not spec:
-        raise ModelFileError(f"{path}: metadata does not name the training dataset (pass --data)")
+        raise ModelFileError(f"{source}: metadata does not name the training dataset (pass --data)")
     seed = record.get("split_seed", 0)
     if type(seed) is not int:
-        raise ModelFileError(f"{path}: metadata has a malformed split seed")
-    return loaded, load_dataset(spec, seed=seed)
+        raise ModelFileError(f"{source}: metadata has a malformed split seed")
+    splits = load_dataset(spec, seed=seed)
+    recorded = record.get("sha256")
+    if data is None and isinstance(recorded, str) and not digests_equal(recorded, splits.digest):
+        raise DatasetError(
+            f"{spec}: the data changed since {source} was trained on them (content hash "
+            f"{splits.digest[:12]}… ≠ recorded {recorded[:12]}…); pass --data to use them anyway"
+        )
+    return splits

@@ -52,7 +52,7 @@ def train_model(
     config = default_config(arch, seed=seed, epochs=epochs)
     history = fit(model, splits.victim, config, desc=f"train {arch}")
     metadata = {
-        "dataset": {"spec": splits.spec, "split_seed": splits.seed},
+        "dataset": {"spec": splits.spec, "split_seed": splits.seed, "sha256": splits.digest},
         "training": {**config.to_json(), "seed": seed},
         "test_accuracy": accuracy(model, splits.test),
         "weights_sha256": model_sha256(model),
