@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from vtrust.errors import InputError, QueryRefused
-from vtrust.models.training import predict_proba
+from vtrust.targets.base import Target, as_target
 
 
 class Verdict(enum.Enum):
@@ -100,8 +99,10 @@ class Oracle:
     """A deployed model answering black-box queries through a chain of defenses.
 
     Args:
-        model: maps (N, C, H, W) ``float32`` images to logits.
-        input_shape: (C, H, W) expected of every query.
+        model: the model under audit — a :class:`~vtrust.targets.Target` of any format
+            (only its black box is used), or a torch module mapping (N, C, H, W)
+            ``float32`` images to logits.
+        input_shape: (C, H, W) of a torch module (a target or zoo model knows its own).
         output: return probabilities (default) or top-1 labels.
         defenses: applied in order: every ``observe`` first, then every ``transform``.
         batch_size: how many queries the model evaluates at once.
@@ -109,8 +110,8 @@ class Oracle:
 
     def __init__(
         self,
-        model: nn.Module,
-        input_shape: tuple[int, int, int],
+        model: Target | nn.Module,
+        input_shape: tuple[int, int, int] | None = None,
         *,
         output: OutputMode | str = OutputMode.PROBS,
         defenses: Sequence[QueryDefense] = (),
@@ -118,15 +119,15 @@ class Oracle:
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch size must be positive, got {batch_size}")
-        self.model = model
-        self.input_shape = tuple(int(d) for d in input_shape)
+        self.target = as_target(model, input_shape)
+        if input_shape is not None and tuple(input_shape) != self.target.input_shape:
+            raise InputError(f"the model takes {self.target.input_shape}, not {tuple(input_shape)}")
+        self.input_shape = self.target.input_shape
         self.output = OutputMode(output)
         self.defenses = list(defenses)
         self.batch_size = batch_size
         self.clients: dict[str, ClientRecord] = {}
-        with torch.no_grad():
-            probe = model.eval()(torch.zeros((1, *self.input_shape)))
-        self.n_classes = int(probe.shape[1])
+        self.n_classes = self.target.n_classes
 
     def client(self, client_id: str) -> ClientRecord:
         """The accounting record of ``client_id`` (created on first use)."""
@@ -136,19 +137,6 @@ class Oracle:
     def total_queries(self) -> int:
         return sum(rec.queries for rec in self.clients.values())
 
-    def _check(self, x: np.ndarray) -> np.ndarray:
-        arr = np.asarray(x)
-        if arr.ndim != 4 or tuple(arr.shape[1:]) != self.input_shape:
-            raise InputError(
-                f"queries must have shape (N, {', '.join(map(str, self.input_shape))}), "
-                f"got {tuple(arr.shape)}"
-            )
-        if not np.issubdtype(arr.dtype, np.number):
-            raise InputError(f"queries must be numeric, got dtype {arr.dtype}")
-        arr = arr.astype(np.float32, copy=False)
-        if not np.isfinite(arr).all():
-            raise InputError("queries contain NaN or infinite values")
-        return arr
 
     def query(self, x: np.ndarray, client_id: str = "default") -> np.ndarray:
         """Answer a batch of queries for ``client_id``.
@@ -161,14 +149,14 @@ class Oracle:
                 of this call that were answered before the refusal.
             InputError: ``x`` has the wrong shape or non-finite values.
         """
-        arr = self._check(x)
+        arr = self.target.check_images(x)
         record = self.client(client_id)
         answers: list[np.ndarray] = []
         for start in range(0, len(arr), self.batch_size):
             chunk = arr[start : start + self.batch_size]
             if record.refused_by is not None:
                 raise self._refusal(client_id, record, answers, "client was refused before")
-            clean = predict_proba(self.model, chunk, batch_size=self.batch_size)
+            clean = self.target.predict_proba(chunk, checked=True)
             stop = len(chunk)
             for defense in self.defenses:
                 decision = defense.observe(client_id, chunk, clean)

@@ -89,7 +89,8 @@ class Ambiguity:
         """Grind ``tries`` secrets against ``model``; the best result."""
         p = self.params
         best = None
-        layers = [n for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+        modules = model.named_modules() if isinstance(model, nn.Module) else ()
+        layers = [n for n, m in modules if isinstance(m, nn.Linear | nn.Conv2d)]
         for i in progress.bar(range(p.tries), desc="ambiguity"):
             if victim_key.static is not None:
                 layer = layers[i % len(layers)]

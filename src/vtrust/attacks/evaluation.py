@@ -24,8 +24,9 @@ from vtrust.catalog import Entry
 from vtrust.data import Dataset, Splits
 from vtrust.defenses.deployment import Deployment
 from vtrust.errors import InputError
-from vtrust.models import accuracy, agreement
+from vtrust.models import ZooModel, accuracy, agreement
 from vtrust.oracle import Oracle
+from vtrust.targets.base import Target, as_target
 
 CURVE_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 UNDEFENDED = Deployment()  # probabilities, no defenses
@@ -90,13 +91,14 @@ def _flags(oracle: Oracle, client_id: str, defense_names: list[str]) -> dict[str
 
 def run_extraction(
     attack: ExtractionAttack,
-    victim: nn.Module,
+    victim: Target | nn.Module,
     splits: Splits,
     *,
     deployment: Deployment = UNDEFENDED,
     budget: int | None = None,
     seed: int | None = 0,
     curve: bool = True,
+    curve_fractions: Sequence[float] = CURVE_FRACTIONS,
 ) -> tuple[dict[str, Any], ExtractionResult]:
     """Deploy ``victim`` as ``deployment`` says (defenses calibrated on the victim split),
     attack it, and judge the thief. ``seed`` seeds the attacker and the defenses' secret
@@ -123,12 +125,13 @@ def run_extraction(
     if (
         isinstance(attack, EquationSolving)
         and result.thief is not None
-        and victim.spec.name == "softmax"
+        and getattr(getattr(victim, "spec", None), "name", None) == "softmax"
     ):
         summary["max_relative_parameter_error"] = parameter_error(result.thief, victim)
     if curve:
         started = time.perf_counter()
-        summary["curve"] = budget_curve(attack, result, victim, splits.test, seed=seed)
+        summary["curve"] = budget_curve(attack, result, victim, splits.test, seed=seed,
+                                        fractions=curve_fractions)  # fmt: skip
         summary["curve_seconds"] = time.perf_counter() - started
     return summary, result
 
@@ -165,7 +168,7 @@ def run_direct(attack: DirectStealing, victim: nn.Module, splits: Splits, *, see
 
 def run_entry(
     entry: Entry,
-    victim: nn.Module,
+    victim: Target | nn.Module,
     splits: Splits,
     *,
     deployment: Deployment = UNDEFENDED,
@@ -173,11 +176,16 @@ def run_entry(
     seed: int | None = 0,
     curve: bool = True,
 ) -> dict[str, Any]:
-    """Run the attack a catalog entry configures against ``victim``; a JSON-ready dict
-    with at least ``thief_accuracy``, ``fidelity``, ``queries`` and ``seconds``
-    (``seed``: see :func:`run_extraction`)."""
+    """Run the attack a catalog entry configures against ``victim`` (a target of any
+    format, or a torch module); a JSON-ready dict with at least ``thief_accuracy``,
+    ``fidelity``, ``queries`` and ``seconds`` (``seed``: see :func:`run_extraction`).
+
+    Raises:
+        BlackBoxOnly: a removal or direct-stealing attack on a black-box target.
+    """
     if entry.section != "attacks":
         raise InputError(f"{entry.name} is a {entry.section} entry, not an attack")
+    target = as_target(victim, splits.input_shape)
     attack = entry.build()
     progress.stage(f"[attack] {entry.name} ({entry.kind}), seed {seed}")
     if deployment.defenses and not isinstance(attack, ExtractionAttack):
@@ -185,7 +193,7 @@ def run_entry(
     if isinstance(attack, ExtractionAttack):
         summary, _ = run_extraction(
             attack,
-            victim,
+            target,
             splits,
             deployment=deployment,
             budget=budget,
@@ -194,10 +202,15 @@ def run_entry(
         )
         category = "extraction"
     elif isinstance(attack, RemovalAttack):
-        summary = run_removal(attack, victim, splits, seed=seed or 0)
+        module = target.require_module(f"the removal attack {entry.name}")
+        summary = run_removal(attack, module, splits, seed=seed or 0)
         category = "removal"
     else:
-        summary = run_direct(attack, victim, splits, seed=seed or 0)
+        module = target.require_module(f"direct stealing ({entry.name})")
+        if not isinstance(module, ZooModel):
+            raise InputError(f"{entry.name} retrains the model's own architecture from scratch; "
+                             "it runs on vtrust zoo models only")  # fmt: skip
+        summary = run_direct(attack, module, splits, seed=seed or 0)
         category = "direct"
     return {
         "attack": entry.name,
@@ -205,6 +218,6 @@ def run_entry(
         "category": category,
         "params": asdict(entry.params),
         "seed": seed,
-        "victim_accuracy": accuracy(victim, splits.test),
+        "victim_accuracy": accuracy(target, splits.test),
         **summary,
     }

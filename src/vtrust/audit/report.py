@@ -1,31 +1,54 @@
-"""Auditing one model file as it would be deployed.
+"""Auditing one model, of any format, as it would be deployed.
 
-* **Extraction**: each audit attack runs against the deployment (the given defenses) at
-  a query budget; its budget curve gives the queries needed to reach 90 % fidelity (or
-  "not within the budget"). PRADA and the shift detector watch every attack in flag mode
-  and report whether, and after how many queries, they would have caught it.
-* **Watermark**: with a key, the ownership test's decision and p-value.
-* **Verifiable inference**: for a polynomial (``quad``) network, a batch is proved and
-  verified with the ``quad-digits``-style circuit, and every ``statement-substitution``
-  attack of the catalog (a prover proving another circuit, other inputs, invalid pixels
-  or padding, an edited count) is tried against the verifier; other architectures are
-  reported as not provable by the SafetyNets construction.
+* **Extraction** (every target: it needs only the black box): each audit attack runs
+  against the deployment (the given defenses) at a query budget; its budget curve gives
+  the queries needed to reach 90 % fidelity (or "not within the budget"). PRADA and the
+  shift detector watch every attack in flag mode and report whether, and after how many
+  queries, they would have caught it.
+* **Watermark** (with a key): the ownership test's decision and p-value — a dynamic key
+  through the black box, a static key only with white-box weights.
+* **Verifiable inference**: for a polynomial (``quad``) vtrust network, a batch is proved
+  and verified, and every ``statement-substitution`` attack of the catalog (a prover
+  proving another circuit, other inputs, invalid pixels or padding, an edited count) is
+  tried against the verifier.
+
+Every part that cannot run on the target is listed under ``skipped`` with the reason.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vtrust import progress
 from vtrust.attacks.evaluation import run_extraction
 from vtrust.catalog import load_entry
+from vtrust.data import Splits
 from vtrust.defenses.deployment import Deployment
-from vtrust.models import load_with_splits
+from vtrust.errors import BlackBoxOnly
+from vtrust.models import ZooModel, accuracy
+from vtrust.targets.base import Target
 
 AUDIT_ATTACKS = ("random-uniform-2k", "jbda", "knockoff-attacker-400", "line-search-2k")
+QUICK_ATTACKS = ("random-uniform-2k", "knockoff-attacker-400")
 WATCHERS = ("prada", "shift")
 FIDELITY_GOAL = 0.9
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """What an audit runs: attacks, their query budget and the budget-curve points."""
+
+    attacks: tuple[str, ...] = AUDIT_ATTACKS
+    budget: int = 1000
+    curve_fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+
+    @classmethod
+    def quick(cls, attacks: tuple[str, ...] = (), budget: int | None = None) -> AuditPlan:
+        """A smoke audit (≤ 1 min on an MNIST-sized CNN): two attacks, 300 queries, a
+        two-point curve."""
+        return cls(attacks or QUICK_ATTACKS, budget or 300, (0.5, 1.0))
 
 
 def queries_to(curve: list[dict[str, float]], goal: float) -> int | None:
@@ -36,62 +59,87 @@ def queries_to(curve: list[dict[str, float]], goal: float) -> int | None:
     return None
 
 
-def audit_model(
-    model_file: Path,
+def audit_target(
+    target: Target,
+    splits: Splits,
     *,
+    plan: AuditPlan = AuditPlan(),
     defenses: tuple[str, ...] = (),
     key_file: Path | None = None,
-    budget: int = 1000,
-    attacks: tuple[str, ...] = AUDIT_ATTACKS,
     seed: int | None = 0,
-    data: str | None = None,
 ) -> dict[str, Any]:
-    """Audit ``model_file`` (its recorded data, or the dataset spec ``data``)."""
-    loaded, splits = load_with_splits(model_file, data)
-    model = loaded.model
-    model.eval()
+    """Audit ``target`` on ``splits``; a JSON-ready report (see the module docstring)."""
     watchers = tuple(w for w in WATCHERS if w not in defenses)
     deployment = Deployment.of([*defenses, *watchers])
+    skipped: dict[str, str] = {}
     rows = []
-    for name in attacks:
-        progress.stage(f"[audit] {name} against the deployment ({budget} queries)")
-        summary, _ = run_extraction(load_entry("attacks", name).build(), model, splits,
-                                    deployment=deployment, budget=budget, seed=seed)  # fmt: skip
+    for name in plan.attacks:
+        progress.stage(f"[audit] {name} against the deployment ({plan.budget} queries)")
+        summary, _ = run_extraction(load_entry("attacks", name).build(), target, splits,
+                                    deployment=deployment, budget=plan.budget, seed=seed,
+                                    curve_fractions=plan.curve_fractions)  # fmt: skip
         rows.append({
             "attack": name,
             "queries": summary["queries"],
             "fidelity": summary["fidelity"],
             "thief_accuracy": summary["thief_accuracy"],
             "queries_to_90_fidelity": queries_to(summary["curve"], FIDELITY_GOAL),
+            "curve": summary["curve"],
             "caught_by": {n: f for n, f in summary["defenses"].items() if n in WATCHERS},
             "stopped": summary["stopped"],
         })  # fmt: skip
-    result: dict[str, Any] = {
-        "model": str(model_file),
-        "architecture": model.spec.name,
+    watermark = _watermark(target, splits, key_file, skipped)
+    proof = _proof(target, splits, skipped)
+    module = target.module
+    return {
+        "model": target.provenance.get("path"),
+        "target": {k: v for k, v in target.describe().items() if k != "metadata"},
+        "architecture": module.spec.name if isinstance(module, ZooModel) else target.format,
+        "accuracy": accuracy(target, splits.test),
+        "data": {"spec": splits.spec, "sha256": splits.digest, "user_splits": splits.user_splits,
+                 "test_samples": len(splits.test)},  # fmt: skip
         "defenses": list(defenses),
-        "budget": budget,
+        "budget": plan.budget,
         "extraction": rows,
-        "watermark": _watermark(model, splits, key_file),
-        "proof": _proof(model, splits, seed or 0),
+        "watermark": watermark,
+        "proof": proof,
+        "ran": ["extraction", *(["watermark"] if watermark else []),
+                *(["proof"] if proof.get("applicable") else [])],  # fmt: skip
+        "skipped": skipped,
     }
-    return result
 
 
-def _watermark(model, splits, key_file: Path | None) -> dict[str, Any] | None:
+def _watermark(target, splits, key_file: Path | None, skipped) -> dict[str, Any] | None:
     if key_file is None:
+        skipped["watermark"] = "no key given (--key)"
         return None
     from vtrust.watermark.keys import load_key
     from vtrust.watermark.robustness import verify
 
+    key = load_key(key_file)
+    if key.static is not None and not target.white_box:
+        skipped["watermark"] = f"static watermark: needs white-box weights ({target.white_box_reason})"
+        return None
     progress.stage("[audit] watermark verification")
-    return verify(model, load_key(key_file), splits, fpr=1e-6).to_json()
+    return verify(target, key, splits, fpr=1e-6).to_json()
 
 
-def _proof(model, splits, seed: int) -> dict[str, Any]:
-    if model.spec.name != "quad":
+def _proof(target: Target, splits: Splits, skipped) -> dict[str, Any]:
+    module = target.module
+    if module is None:
+        reason = f"needs white-box weights ({target.white_box_reason})"
+    elif not isinstance(module, ZooModel):
+        reason = "ReLU, max-pool and other non-polynomial layers have no circuit yet " \
+            "(only vtrust's quad networks compile to SafetyNets circuits)"  # fmt: skip
+    elif module.spec.name != "quad":
         reason = "only polynomial (quad) networks compile to SafetyNets circuits"
-        return {"applicable": False, "reason": reason}
+    else:
+        return _prove(module, splits)
+    skipped["proof"] = reason
+    return {"applicable": False, "reason": reason}
+
+
+def _prove(model: ZooModel, splits: Splits) -> dict[str, Any]:
     from vtrust.errors import CircuitError, ProofRejected
     from vtrust.proofs import field as F
     from vtrust.proofs.protocol import PreparedVerifier, prove_noninteractive, verify_noninteractive
@@ -136,3 +184,42 @@ def _substitutions(model, splits, circuit_name: str) -> list[dict[str, Any]]:
                    "reason": f"the prover cannot even compile it: {exc}"}  # fmt: skip
         rows.append({"attack": attack.name, **row})
     return rows
+
+
+def audit_report(result: dict[str, Any]):
+    """The audit as a :class:`vtrust.report.Report`: tables, skipped parts, a plot of
+    every attack's fidelity against its queries."""
+    from vtrust.report import Report, line_plot
+
+    target = result["target"]
+    report = Report(f"Audit of {result['model']}")
+    report.add_text(
+        f"{target['format']} model, {'white' if target['white_box'] else 'black'} box, input "
+        f"{target['input']['shape']} ({target['input']['layout']}), {target['n_classes']} "
+        f"classes, SHA-256 `{target.get('sha256', '?')[:16]}…`; test accuracy "
+        f"{result['accuracy']:.4f} on `{result['data']['spec']}` "
+        f"({result['data']['test_samples']} samples). Deployed with "
+        f"{', '.join(result['defenses']) or 'no defenses'}; {result['budget']} queries per attack."
+    )
+    report.add_table(
+        "Extraction", ["attack", "fidelity", "thief accuracy", "queries to 90 %", "caught by"],
+        [[r["attack"], r["fidelity"], r["thief_accuracy"],
+          r["queries_to_90_fidelity"] or "never",
+          ", ".join(f"{n} @ {f['at_query']}" for n, f in r["caught_by"].items() if f["flagged"])
+          or "—"] for r in result["extraction"]],
+    )  # fmt: skip
+    series = {r["attack"]: ([p["queries"] for p in r["curve"]], [p["fidelity"] for p in r["curve"]])
+              for r in result["extraction"] if r["curve"]}  # fmt: skip
+    if series:
+        report.add_figure("fidelity.png", line_plot(series, title="Thief fidelity vs queries",
+                          xlabel="queries", ylabel="fidelity", logx=True),
+                          "Fidelity of each attack's thief against the queries it spent")  # fmt: skip
+    mark = result["watermark"]
+    if mark is not None:
+        report.add_text(f"Watermark: {'owned' if mark['owned'] else 'NOT verified'} "
+                        f"(p = {mark['p_value']:.3g}).")  # fmt: skip
+    proof = result["proof"]
+    if proof.get("applicable"):
+        report.add_text("Proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})"))
+    report.add_table("Skipped", ["part", "why"], sorted(result["skipped"].items()))
+    return report

@@ -10,7 +10,7 @@ from vtrust import __version__, progress
 from vtrust.catalog import SECTIONS, list_entries
 from vtrust.cli.attack_cmd import attack
 from vtrust.cli.audit_cmd import audit
-from vtrust.cli.common import emit_json
+from vtrust.cli.common import emit_json, model_options
 from vtrust.cli.defense_cmd import defense
 from vtrust.cli.enclave_cmd import enclave
 from vtrust.cli.evaluate_cmd import evaluate
@@ -75,9 +75,30 @@ def train(dataset, arch, seed, split_seed, epochs, out, as_json) -> None:
 
 @cli.command()
 @click.argument("model_file", type=click.Path(dir_okay=False, path_type=Path))
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def info(model_file: Path, as_json: bool) -> None:
-    """Validate a model file and show its metadata."""
+def info(model_file: Path, options, as_json: bool) -> None:
+    """Validate a model file of any format and show what vtrust reads off it: format,
+    SHA-256, input, classes, white or black box (and a vtrust file's metadata)."""
+    from vtrust.targets import load_target
+
+    target = load_target(model_file, options)
+    if target.format != "vtrust":
+        meta = target.describe()
+        if target.module is not None:
+            meta["parameters"] = sum(p.numel() for p in target.module.parameters())
+        if as_json:
+            emit_json(meta)
+            return
+        spec = meta["input"]
+        click.echo(f"{model_file}: {meta['format']} model ({meta.get('runtime', 'torch')})")
+        click.echo(f"  input         {spec['shape']} (C, H, W) as {spec['layout']}, pixels "
+                   f"0..1 → {spec['value_range']}")  # fmt: skip
+        click.echo(f"  outputs       {meta['n_classes']} classes ({meta['outputs']})")
+        reason = "" if target.white_box else f" — {target.white_box_reason}"
+        click.echo(f"  access        {'white box' if target.white_box else 'black box'}{reason}")
+        click.echo(f"  sha256        {meta['sha256']}")
+        return
     loaded = load_model(model_file)
     meta = dict(loaded.metadata)
     meta["parameters"] = sum(p.numel() for p in loaded.model.parameters())

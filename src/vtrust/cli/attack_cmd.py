@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, simulation_seed_option, target_splits
+from vtrust.cli.common import (
+    data_option,
+    emit_json,
+    model_options,
+    simulation_seed_option,
+    target_splits,
+)
 from vtrust.report import Report, line_plot
 
 
@@ -35,7 +41,8 @@ def attack_list(as_json: bool) -> None:
     "--target",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
-    help="Model file of the victim.",
+    help="Model file of the victim: vtrust, ONNX, TFLite, TorchScript, torch.export, or a "
+    "state dict with --arch-module.",
 )
 @click.option("--defense", "defenses", multiple=True, help="Defense name or TOML (repeatable).")
 @click.option("--labels", is_flag=True, help="Deploy the victim returning top-1 labels only.")
@@ -51,8 +58,11 @@ def attack_list(as_json: bool) -> None:
     help="Write report.json, report.md and a PNG curve here.",
 )
 @data_option
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def attack_run(name_or_toml, target, defenses, labels, budget, seed, no_curve, out, data, as_json):
+def attack_run(
+    name_or_toml, target, defenses, labels, budget, seed, no_curve, out, data, options, as_json
+):
     """Run one attack against a model file (through the given defenses)."""
     from vtrust.attacks.evaluation import run_entry
     from vtrust.catalog import load_entry
@@ -60,7 +70,7 @@ def attack_run(name_or_toml, target, defenses, labels, budget, seed, no_curve, o
 
     entry = load_entry("attacks", name_or_toml)
     deployment = Deployment.of(defenses, labels=labels)
-    victim, splits = target_splits(target, data)
+    victim, splits = target_splits(target, data, options)
     result = run_entry(
         entry,
         victim,

@@ -1,5 +1,5 @@
-"""``vtrust audit``: one model as it would be deployed — extraction, detection,
-watermark and proofs in one report."""
+"""``vtrust audit``: one model of any format as it would be deployed — extraction,
+detection, watermark and proofs in one report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, simulation_seed_option
+from vtrust.cli.common import data_option, emit_json, model_options, simulation_seed_option
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -16,27 +16,42 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.argument("model_file", type=_FILE)
 @click.option("--defense", "defenses", multiple=True, help="Deployed defense (repeatable).")
 @click.option("--key", "key_file", type=_FILE, default=None, help="Watermark key to verify.")
-@click.option("--budget", type=click.IntRange(min=10), default=1000, show_default=True,
-              help="Queries per extraction attack.")  # fmt: skip
+@click.option("--budget", type=click.IntRange(min=10), default=None,
+              help="Queries per extraction attack [default: 1000; 300 with --quick].")  # fmt: skip
 @click.option("--attack", "attacks", multiple=True,
               help="Extraction attacks (default: the audit set).")  # fmt: skip
+@click.option("--quick", is_flag=True,
+              help="A smoke audit: two attacks, 300 queries, a two-point curve.")  # fmt: skip
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write report.md, report.json and fidelity.png here.")  # fmt: skip
 @simulation_seed_option
 @data_option
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def audit(model_file, defenses, key_file, budget, attacks, seed, data, as_json) -> None:
+def audit(model_file, defenses, key_file, budget, attacks, quick, out, seed, data, options,
+          as_json) -> None:  # fmt: skip
     """Queries to 90 % fidelity per attack, whether PRADA or the shift detector would have
-    caught it, watermark status (with --key), and whether a proof verifies."""
-    from vtrust.audit.report import AUDIT_ATTACKS, audit_model
+    caught it, watermark status (with --key), and whether a proof verifies; for any model
+    format (ONNX, TFLite, TorchScript, … with --data), saying which parts were skipped."""
+    from vtrust.audit.report import AuditPlan, audit_report, audit_target
+    from vtrust.cli.common import target_splits
 
-    result = audit_model(
-        model_file, defenses=tuple(defenses), key_file=key_file, budget=budget,
-        attacks=tuple(attacks) or AUDIT_ATTACKS, seed=seed, data=data,
-    )  # fmt: skip
+    if quick:
+        plan = AuditPlan.quick(tuple(attacks), budget)
+    else:
+        plan = AuditPlan(tuple(attacks) or AuditPlan.attacks, budget or AuditPlan.budget)
+    target, splits = target_splits(model_file, data, options)
+    result = audit_target(target, splits, plan=plan, defenses=tuple(defenses),
+                          key_file=key_file, seed=seed)  # fmt: skip
+    if out is not None:
+        audit_report(result).write(out, result)
     if as_json:
         emit_json(result)
         return
-    click.echo(f"audit of {model_file} ({result['architecture']}), deployed with "
-               f"{', '.join(defenses) or 'no defenses'}; {budget} queries per attack")  # fmt: skip
+    click.echo(f"audit of {model_file} ({result['architecture']}, "
+               f"{'white' if target.white_box else 'black'} box, test accuracy "
+               f"{result['accuracy']:.4f}), deployed with "
+               f"{', '.join(defenses) or 'no defenses'}; {plan.budget} queries per attack")  # fmt: skip
     click.echo(f"  {'attack':<24} {'fidelity':>8} {'to 90 %':>8}  caught by")
     for row in result["extraction"]:
         reach = row["queries_to_90_fidelity"]
@@ -49,12 +64,12 @@ def audit(model_file, defenses, key_file, budget, attacks, seed, data, as_json) 
         click.echo(f"  watermark: {'owned' if mark['owned'] else 'NOT verified'} "
                    f"(p = {mark['p_value']:.3g})")  # fmt: skip
     proof = result["proof"]
-    if not proof["applicable"]:
-        click.echo(f"  proof: not applicable — {proof['reason']}")
-    else:
+    if proof["applicable"]:
         click.echo(
             "  proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})")
         )
         for row in proof.get("substitutions", []):
             verdict = "ACCEPTED — the verifier is fooled" if row["accepted"] else "rejected"
             click.echo(f"    {row['attack']:<22} {verdict}: {row['reason']}")
+    for part, why in sorted(result["skipped"].items()):
+        click.echo(f"  skipped {part}: {why}")

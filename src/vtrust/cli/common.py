@@ -14,13 +14,81 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, sort_keys=True, allow_nan=False))
 
 
-def target_splits(model_file: Path, data: str | None = None):
-    """The model of a model file and its dataset splits (``data`` overrides the recorded
-    spec); see :func:`vtrust.models.load_with_splits`."""
-    from vtrust.models import load_with_splits
+def target_splits(model_file: Path, data: str | None = None, options=None):
+    """The target in a model file of any format and its dataset splits (``data``
+    overrides a vtrust file's recorded spec; other formats need it); see
+    :func:`vtrust.targets.load_target_and_splits`."""
+    from vtrust.targets import LoadOptions, load_target_and_splits
 
-    loaded, splits = load_with_splits(model_file, data)
-    return loaded.model, splits
+    return load_target_and_splits(model_file, data, options or LoadOptions())
+
+
+def zoo_model(target, operation: str):
+    """The zoo model of a vtrust-file target, for operations that rebuild or save its
+    architecture; BlackBoxOnly for a black box, InputError for another white-box format."""
+    from vtrust.errors import InputError
+    from vtrust.models import ZooModel
+
+    module = target.require_module(operation)
+    if not isinstance(module, ZooModel):
+        raise InputError(f"{operation} works on vtrust model files (zoo architectures); "
+                         f"this is a {target.format} model")  # fmt: skip
+    return module
+
+
+def _floats(text: str | None, name: str, count: int | None = None):
+    if text is None:
+        return None
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}",
+                                 param_hint=name) from None  # fmt: skip
+    if count is not None and len(values) != count:
+        raise click.BadParameter(f"expected {count} numbers, got {text!r}", param_hint=name)
+    return values
+
+
+def model_options(command):
+    """Options describing a model file that does not describe itself (TorchScript, state
+    dicts, ONNX/TFLite inputs that need scaling); they add ``options`` (LoadOptions)."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args, arch_module, input_shape, layout, value_range, mean, std, outputs, **kw):
+        from vtrust.targets import LoadOptions
+
+        shape = _floats(input_shape, "--input-shape", 3)
+        kw["options"] = LoadOptions(
+            input_shape=None if shape is None else tuple(int(v) for v in shape),
+            layout=layout, value_range=_floats(value_range, "--value-range", 2),
+            mean=_floats(mean, "--mean"), std=_floats(std, "--std"), outputs=outputs,
+            arch_module=arch_module,
+        )  # fmt: skip
+        return command(*args, **kw)
+
+    decorators = [
+        click.option("--arch-module", default=None, metavar="PKG.MOD:CLASS",
+                     help="Your module class, for a state-dict file (torch.save or "
+                     "safetensors); imported and built with no arguments."),
+        click.option("--input-shape", default=None, metavar="C,H,W",
+                     help="Input shape, when the file does not record it (TorchScript, "
+                     "state dicts); default: the data's."),
+        click.option("--layout", type=click.Choice(["NCHW", "NHWC"]), default=None,
+                     help="The model's input layout (default: read off the file, else NCHW)."),
+        click.option("--value-range", default=None, metavar="LO,HI",
+                     help="What pixel values 0..1 become for the model, e.g. 0,255."),
+        click.option("--mean", default=None, metavar="M[,M,M]",
+                     help="Per-channel mean subtracted after scaling."),
+        click.option("--std", default=None, metavar="S[,S,S]",
+                     help="Per-channel std divided by after the mean."),
+        click.option("--outputs", type=click.Choice(["auto", "logits", "probabilities"]),
+                     default="auto", show_default=True,
+                     help="What the model returns (auto: probabilities if every row is one)."),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        wrapper = decorator(wrapper)
+    return wrapper
 
 
 def data_option(command):
@@ -30,8 +98,8 @@ def data_option(command):
         "data",
         default=None,
         metavar="SPEC",
-        help="Dataset instead of the one the model file records (it moved, or your own): "
-        "digits, synthetic[:SEED], idx:DIR, npz:FILE, folder:DIR.",
+        help="Dataset (needed for models other than vtrust files, else overrides the "
+        "recorded one): digits, synthetic[:SEED], idx:DIR, npz:FILE, folder:DIR.",
     )(command)
 
 

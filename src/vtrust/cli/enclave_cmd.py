@@ -17,12 +17,13 @@ def _runner(model_file: Path, split: str, seed: int | None, data: str | None = N
     (``data``: a dataset spec overriding the recorded one)."""
     import torch
 
-    from vtrust.cli.common import target_splits
+    from vtrust.cli.common import target_splits, zoo_model
     from vtrust.enclave.slalom import SlalomNetwork
     from vtrust.enclave.split import SplitModel, SplitSpec
 
     spec = SplitSpec.parse(split)
-    model, splits = target_splits(model_file, data)
+    target, splits = target_splits(model_file, data)
+    model = zoo_model(target, "split execution in the enclave (it splits the zoo layers)")
     model.eval()
     if spec.mode == "slalom":
         calibration = torch.from_numpy(splits.victim.x[:CALIBRATION]).float()

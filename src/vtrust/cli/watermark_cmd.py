@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, target_splits
+from vtrust.cli.common import data_option, emit_json, model_options, target_splits, zoo_model
 
 MODEL = click.Path(dir_okay=False, path_type=Path)
 
@@ -123,19 +123,22 @@ def embed(
     help="When you first saw the suspect (ISO time, UTC if no zone); with --notary-pub.",
 )  # fmt: skip
 @data_option
+@model_options
 @click.option("--json", "as_json", is_flag=True)
-def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, data, as_json):
+def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, data, options, as_json):
     """Decide ownership of a model with a p-value (exit 0 owned, 1 not owned).
 
     Everything compared is derived from the key's secret; the decision needs
     p · 2^64 ≤ fpr (a claimant may have tried 2^64 secrets). With --notary-pub it also
-    needs a notary receipt older than --suspect-seen."""
+    needs a notary receipt older than --suspect-seen. A dynamic key verifies any model
+    format through its black box (pass --data for non-vtrust files); a static key needs
+    the weights."""
     from vtrust.watermark.keys import load_key
     from vtrust.watermark.robustness import verify
 
     dating = _dating(notary_pub, suspect_seen)
     key = load_key(key_file)
-    model, splits = target_splits(model_file, data)
+    model, splits = target_splits(model_file, data, options)
     result = verify(model, key, splits, fpr=fpr, dating=dating).to_json()
     if as_json:
         emit_json(result)
@@ -230,7 +233,8 @@ def calibrate_cmd(model_file, key_file, null_models, data, as_json):
     from vtrust.watermark.keys import load_key, save_key
 
     key = load_key(key_file)
-    model, splits = target_splits(model_file, data)
+    target, splits = target_splits(model_file, data)
+    model = zoo_model(target, "calibration (it trains null models of the same architecture)")
     calibration = calibrate(
         key, splits, model.spec.name, models=null_models, params=model.spec.params
     )
@@ -321,20 +325,21 @@ def robustness_options(command):
         ),
         click.option("--seed", type=int, default=0, show_default=True),
         data_option,
+        model_options,
     ]
     for decorate in reversed(decorators):
         command = decorate(command)
     return command
 
 
-def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data):
+def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options):
     from vtrust.catalog import load_entry
     from vtrust.watermark.keys import load_key
     from vtrust.watermark.robustness import evaluate_robustness
 
     key = load_key(key_file)
     entries = [load_entry("attacks", a) for a in attacks]
-    model, splits = target_splits(model_file, data)
+    model, splits = target_splits(model_file, data, options)
     return evaluate_robustness(
         model, key, splits, entries, fpr=fpr, max_accuracy_drop=max_accuracy_drop, seed=seed
     )
@@ -344,11 +349,15 @@ def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed,
 @robustness_options
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--json", "as_json", is_flag=True)
-def robustness_cmd(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, out, as_json):
+def robustness_cmd(
+    model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options, out, as_json
+):
     """Watermark and accuracy after each attack over its strengths (table, JSON, plots)."""
     from vtrust.watermark.report import robustness_report
 
-    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data)
+    report = _run_robustness(
+        model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options
+    )
     if out is not None:
         robustness_report(report).write(out, report)
     if as_json:
@@ -381,13 +390,15 @@ def gate() -> None:
 @click.option("--junit", type=MODEL, default=None, help="Write JUnit XML here.")
 @click.option("--json", "as_json", is_flag=True)
 def gate_watermark(
-    model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, junit, as_json
+    model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options, junit, as_json
 ):
     """Fail (exit 1) unless the watermark verifies and survives every listed attack."""
     from vtrust._io import atomic_write_bytes
     from vtrust.watermark.robustness import junit_xml
 
-    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data)
+    report = _run_robustness(
+        model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options
+    )
     if junit is not None:
         atomic_write_bytes(junit, junit_xml(report))
     if as_json:

@@ -171,24 +171,33 @@ def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 512) ->
 
 
 def predict_proba(model: nn.Module, x: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
-    """Softmax probabilities (N, n_classes) as ``float64`` rows summing to 1."""
+    """Softmax probabilities (N, n_classes) as ``float64`` rows summing to 1; ``model`` is
+    a torch module or a :class:`vtrust.targets.Target` (its black box)."""
+    if not isinstance(model, nn.Module):
+        return model.predict_proba(x)
     logits = predict_logits(model, x, batch_size=batch_size).astype(np.float64)
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)
 
 
+def top1(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Top-1 classes (N,) of a torch module or a :class:`vtrust.targets.Target`."""
+    if not isinstance(model, nn.Module):
+        return model.predict(x)
+    return predict_logits(model, x).argmax(1)
+
+
 def accuracy(model: nn.Module, data: Dataset) -> float:
-    """Top-1 accuracy of ``model`` on ``data``."""
+    """Top-1 accuracy of ``model`` (a torch module or a target) on ``data``."""
     if len(data) == 0:
         raise InputError("cannot measure accuracy on an empty dataset")
-    return float((predict_logits(model, data.x).argmax(1) == data.y).mean())
+    return float((top1(model, data.x) == data.y).mean())
 
 
 def agreement(model_a: nn.Module, model_b: nn.Module, x: np.ndarray) -> float:
-    """Fraction of inputs on which two models give the same top-1 class (fidelity)."""
+    """Fraction of inputs on which two models (torch modules or targets) give the same
+    top-1 class (fidelity)."""
     if len(x) == 0:
         raise InputError("cannot measure agreement on no inputs")
-    return float(
-        (predict_logits(model_a, x).argmax(1) == predict_logits(model_b, x).argmax(1)).mean()
-    )
+    return float((top1(model_a, x) == top1(model_b, x)).mean())

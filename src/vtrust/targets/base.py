@@ -91,11 +91,15 @@ class InputSpec:
 
     @property
     def is_identity(self) -> bool:
-        scale, offset = self._affine()
-        return self.layout == "NCHW" and bool((scale == 1).all() and (offset == 0).all())
+        """Whether the model takes canonical images unchanged."""
+        return self.layout == "NCHW" and self.value_range == (0.0, 1.0) and \
+            self.mean in (None, (0.0,) * len(self.mean or ())) and \
+            self.std in (None, (1.0,) * len(self.std or ()))  # fmt: skip
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         """Canonical images (N, C, H, W) → the model's ``float32`` input."""
+        if self.is_identity:
+            return np.ascontiguousarray(x, np.float32)
         scale, offset = self._affine()
         out = x.astype(np.float32, copy=True)
         out *= scale[None, :, None, None]
@@ -252,9 +256,10 @@ class Target:
             raise InputError("inputs contain NaN or infinite values")
         return arr
 
-    def raw_outputs(self, x: np.ndarray) -> np.ndarray:
-        """The black box's raw outputs (N, n_classes) for canonical images ``x``."""
-        arr = self.check_images(x)
+    def raw_outputs(self, x: np.ndarray, *, checked: bool = False) -> np.ndarray:
+        """The black box's raw outputs (N, n_classes) for canonical images ``x``
+        (``checked``: ``x`` already passed :meth:`check_images`)."""
+        arr = x if checked else self.check_images(x)
         step = self.fixed_batch or self.batch_size
         parts = []
         for start in range(0, len(arr), step):
@@ -275,9 +280,9 @@ class Target:
             return np.zeros((0, self.n_classes))
         return np.concatenate(parts)
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, *, checked: bool = False) -> np.ndarray:
         """Class probabilities (N, n_classes) as ``float64`` rows summing to 1."""
-        out = self.raw_outputs(x)
+        out = self.raw_outputs(x, checked=checked)
         if self.outputs == "probabilities":
             return normalise_probabilities(out)
         return softmax(out)

@@ -103,7 +103,7 @@ def load_target_bytes(
                                   "sha256": hashlib.sha256(raw).hexdigest()}  # fmt: skip
     common = {"outputs": options.outputs, "provenance": provenance,
               "class_names": options.class_names}  # fmt: skip
-    if kind == "vtrust":
+    if kind in ("vtrust", "damaged-safetensors"):  # the vtrust reader names the damage
         return zoo_target(raw, source, provenance)
     given = options.spec() if options.given_spec else None
     if kind in ("onnx", "tflite", "torch-export"):

@@ -5,6 +5,7 @@ onnxruntime on the user's data (:func:`check_conversion`).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,8 @@ def load_onnx(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> Tar
 
             load_external_data_for_model(model, str(Path(source).parent))
             raw = model.SerializeToString()
+            kw.setdefault("provenance", {})["sha256_with_external_data"] = \
+                hashlib.sha256(raw).hexdigest()  # fmt: skip
         onnx.checker.check_model(model)
     except Exception as exc:  # DecodeError, ValidationError, missing external data …
         raise ModelFileError(f"{source}: not a valid ONNX model ({first_line(exc)})") from None

@@ -4,7 +4,8 @@
 pickle. Formats: ``vtrust`` (safetensors with vtrust metadata), ``safetensors`` (a plain
 state dict), ``torchscript``, ``torch-export`` (``.pt2``), ``torch-save`` (a
 ``torch.save`` archive: a state dict, or a pickled module that is refused), ``pickle``
-(refused), ``onnx``, ``tflite``, ``npz`` (a data file, not a model), or ``unknown``.
+(refused), ``onnx``, ``tflite``, ``npz`` (a data file, not a model),
+``damaged-safetensors`` (a safetensors header that does not parse), or ``unknown``.
 """
 
 from __future__ import annotations
@@ -43,9 +44,9 @@ def _safetensors_kind(raw: bytes) -> str | None:
     try:
         header = json.loads(raw[8 : 8 + header_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
+        return "damaged-safetensors"
     if not isinstance(header, dict):
-        return None
+        return "damaged-safetensors"
     meta = header.get("__metadata__")
     return "vtrust" if isinstance(meta, dict) and "vtrust" in meta else "safetensors"
 
@@ -62,11 +63,11 @@ def sniff(raw: bytes) -> str:
         return "tflite"
     if raw[:4] == b"PK\x03\x04":
         return _zip_kind(raw)
-    if raw[:2] in _PICKLE_PROTOCOLS:
-        return "pickle"
-    kind = _safetensors_kind(raw)
+    kind = _safetensors_kind(raw)  # before pickle: a header length can start 0x80 0x02
     if kind is not None:
         return kind
+    if raw[:2] in _PICKLE_PROTOCOLS:
+        return "pickle"
     if _looks_like_onnx(raw):
         return "onnx"
     return "unknown"

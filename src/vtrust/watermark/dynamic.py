@@ -25,6 +25,7 @@ from vtrust.data import Dataset, Splits, load_dataset, natural_image_pool
 from vtrust.errors import DatasetError, InputError, QueryRefused
 from vtrust.keying import new_secret
 from vtrust.models import TrainConfig, fit_arrays
+from vtrust.targets.base import Target
 from vtrust.oracle import Oracle, OutputMode
 from vtrust.watermark.keys import STYLES, DynamicPart, TriggerData, WatermarkKey, data_sha256
 from vtrust.watermark.stats import poisson_binomial_tail
@@ -131,7 +132,7 @@ class DynamicWatermark:
 
     def verify(
         self,
-        suspect: Oracle | nn.Module,
+        suspect: Oracle | Target | nn.Module,
         reference: np.ndarray,
         *,
         fpr: float = 1e-6,
@@ -140,8 +141,11 @@ class DynamicWatermark:
         """Ownership test through queries alone: the triggers, and a ``reference`` set of
         ordinary inputs that measures the suspect's label prior."""
         shape = tuple(self.inputs.shape[1:])
-        oracle = suspect if isinstance(suspect, Oracle) else Oracle(suspect, shape)
-        if oracle.input_shape != shape:
+        try:
+            oracle = suspect if isinstance(suspect, Oracle) else Oracle(suspect, shape)
+        except InputError:
+            oracle = None
+        if oracle is None or oracle.input_shape != shape:
             return Verification.mismatch("dynamic", fpr, "trigger shape does not fit the model")
         try:
             answers = _labels(oracle, self.inputs, client_id)

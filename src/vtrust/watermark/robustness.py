@@ -26,6 +26,7 @@ from vtrust.data import Splits
 from vtrust.errors import InputError
 from vtrust.models import accuracy
 from vtrust.oracle import Oracle
+from vtrust.targets.base import Target
 from vtrust.watermark.dynamic import DynamicWatermark
 from vtrust.watermark.keys import WatermarkKey
 from vtrust.watermark.notary import NotaryPublic, check_receipt
@@ -43,7 +44,7 @@ class Dating:
 
 
 def verify(
-    model: nn.Module,
+    model: Target | nn.Module,
     key: WatermarkKey,
     splits: Splits,
     *,
@@ -52,9 +53,12 @@ def verify(
 ) -> Verification:
     """Verify ``key`` on ``model``: white-box for static keys, through queries for dynamic
     ones (the test split measures the label prior). Everything compared is derived from
-    the key's secret; ``dating`` adds the notary check."""
+    the key's secret; ``dating`` adds the notary check. ``model`` is a target of any
+    format (static keys need its white box: BlackBoxOnly otherwise) or a torch module."""
     if key.static is not None:
-        result = StaticWatermark(key).verify(model, fpr=fpr)
+        module = model if isinstance(model, nn.Module) else \
+            model.require_module("static watermark verification")  # fmt: skip
+        result = StaticWatermark(key).verify(module, fpr=fpr)
     else:
         try:
             marked = DynamicWatermark(key, splits)
@@ -103,7 +107,7 @@ def _row(model, key, splits, fpr, floor, **extra) -> dict[str, Any]:
 
 
 def evaluate_robustness(
-    model: nn.Module,
+    model: Target | nn.Module,
     key: WatermarkKey,
     splits: Splits,
     attacks: Sequence[Entry],
@@ -114,7 +118,7 @@ def evaluate_robustness(
 ) -> dict[str, Any]:
     """Run every attack (removal: over its strengths; extraction: against the deployed
     model, then the thief is checked; ambiguity: forged keys against the model itself)
-    and judge the watermark after each."""
+    and judge the watermark after each. Removal attacks need the target's white box."""
     if not 0 <= max_accuracy_drop <= 1:
         raise InputError("max_accuracy_drop must be in [0, 1]")
     original = accuracy(model, splits.test)
@@ -125,8 +129,10 @@ def evaluate_robustness(
         attack = entry.build()
         outcome = AttackOutcome(entry.name, "removal")
         if isinstance(attack, RemovalAttack):
+            module = model if isinstance(model, nn.Module) else \
+                model.require_module(f"the removal attack {entry.name}")  # fmt: skip
             for strength in progress.bar(attack.params.strengths, desc=entry.name):
-                attacked = attack.apply(model, splits.attacker, float(strength), seed=seed)
+                attacked = attack.apply(module, splits.attacker, float(strength), seed=seed)
                 outcome.rows.append(
                     _row(attacked, key, splits, fpr, floor, strength=float(strength))
                 )

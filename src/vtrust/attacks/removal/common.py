@@ -50,7 +50,18 @@ class RemovalAttack(abc.ABC):
 
     def apply(self, model: nn.Module, data: Dataset, strength: float, *, seed: int = 0):
         subset = data.take(self.params.data_fraction, seed=seed)
-        return self._attack(copy.deepcopy(model).eval(), subset, strength, seed).eval()
+        return self._attack(private_copy(model).eval(), subset, strength, seed).eval()
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """A deep copy whose parameters are trainable leaves (a copied TorchScript module's
+    are not, and an optimizer refuses them)."""
+    duplicate = copy.deepcopy(model)
+    for parameter in duplicate.parameters():
+        if not parameter.is_leaf:
+            parameter.detach_()
+            parameter.requires_grad_(True)
+    return duplicate
 
 
 Metric = Callable[[nn.Module], float]
@@ -82,13 +93,31 @@ def sweep(
     return rows
 
 
+def head_of(model: nn.Module, attack: str) -> nn.Module:
+    """The model's last layer: a zoo model's ``head``, else its last ``nn.Linear``
+    (InputError if it has none, e.g. a TorchScript or converted ONNX graph)."""
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module):
+        return head
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise InputError(f"{attack} needs the model's last linear layer, and this model has no "
+                         "nn.Linear (fine-tuning all layers, ftal, works on any white box)")  # fmt: skip
+    return linears[-1]
+
+
 def weight_tensors(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """The weight matrices and kernels (not biases) of every linear and conv layer."""
-    return [
+    """The weight matrices and kernels (not biases) of every linear and conv layer; for a
+    model without such layers (TorchScript, a converted ONNX graph), every parameter of
+    rank ≥ 2."""
+    layers = [
         (f"{name}.weight", module.weight)
         for name, module in model.named_modules()
         if isinstance(module, (nn.Linear, nn.Conv2d))
     ]
+    if layers:
+        return layers
+    return [(name, p) for name, p in model.named_parameters() if p.dim() >= 2]
 
 
 def nonzero_fraction(model: nn.Module) -> float:

@@ -15,7 +15,7 @@ from typing import Literal
 
 import torch
 
-from vtrust.attacks.removal.common import RemovalAttack, RemovalParams
+from vtrust.attacks.removal.common import RemovalAttack, RemovalParams, head_of
 from vtrust.catalog import register
 from vtrust.errors import InputError
 from vtrust.models import TrainConfig, fit
@@ -39,12 +39,14 @@ class FineTune(RemovalAttack):
 
     def _attack(self, model, data, strength, seed):
         p: FineTuneParams = self.params  # type: ignore[assignment]
-        head = model.head
-        if p.mode in ("rtll", "rtal"):
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                head.reset_parameters()
-        params = list(head.parameters()) if p.mode in ("ftll", "rtll") else None
+        params = None  # ftal: every parameter
+        if p.mode != "ftal":
+            head = head_of(model, p.mode)
+            if p.mode in ("rtll", "rtal"):
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    head.reset_parameters()
+            params = list(head.parameters()) if p.mode in ("ftll", "rtll") else None
         config = TrainConfig(epochs=int(round(strength)), lr=p.lr, cosine=False, seed=seed)
         fit(model, data, config, parameters=params, desc=p.mode)
         return model

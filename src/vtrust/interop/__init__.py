@@ -1,0 +1,1 @@
+"""Interoperability with other toolkits of the field (optional extras)."""

@@ -1,0 +1,222 @@
+"""Bring your own model and data through the command line: info, audit, attacks behind
+defenses, watermark verification through the black box, removal on white boxes, and
+bad input (one line, exit 2, nothing written)."""
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vtrust.cli import run
+
+TFLITE = "tests/fixtures/digits_int8.tflite"
+
+
+def npz(byom):
+    return f"npz:{byom['data']}"
+
+
+def cli_json(capsys, argv, code=0):
+    got = run(["-q", *argv, "--json"])
+    captured = capsys.readouterr()
+    assert got == code, captured.err
+    return json.loads(captured.out) if code == 0 else captured.err
+
+
+def test_info_on_every_format(byom, capsys):
+    for name in ("torchscript", "export", "onnx", "state_dict"):
+        extra = ["--input-shape", "3,8,8", "--arch-module", "byom_model:ResidualNet"]
+        meta = cli_json(capsys, ["info", str(byom[name]), *(extra if name != "onnx" else [])])
+        assert meta["white_box"] and meta["n_classes"] == 10 and meta["input"]["shape"] == [3, 8, 8]
+    meta = cli_json(capsys, ["info", TFLITE])
+    assert meta["format"] == "tflite" and not meta["white_box"] and meta["input"]["layout"] == "NHWC"
+    assert run(["info", str(byom["torchscript"])]) == 2
+    assert "--input-shape" in capsys.readouterr().err
+
+
+def test_quick_audit_of_a_black_box_tflite_says_what_it_skipped(tmp_path, capsys):
+    result = cli_json(capsys, ["audit", TFLITE, "--data", "digits", "--quick",
+                               "--attack", "random-uniform-2k", "--out", str(tmp_path / "r")])  # fmt: skip
+    assert result["ran"] == ["extraction"] and result["accuracy"] > 0.9
+    assert "needs white-box weights" in result["skipped"]["proof"]
+    assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.md", "report.json",
+                                                          "fidelity.png"}  # fmt: skip
+    assert "Skipped" in (tmp_path / "r" / "report.md").read_text()
+
+
+def test_audit_of_onnx_with_a_static_key_skips_nothing_it_can_run(byom, capsys):
+    result = cli_json(capsys, ["audit", str(byom["onnx"]), "--data", npz(byom), "--quick",
+                               "--attack", "knockoff-attacker-400", "--budget", "100"])  # fmt: skip
+    assert result["target"]["white_box"] and result["extraction"][0]["queries"] == 100
+    assert "no circuit yet" in result["skipped"]["proof"]
+
+
+def test_extraction_behind_a_detector_and_a_poisoning_defense(byom, capsys):
+    for defense in ("prada-refuse", "mad-argmax"):
+        result = cli_json(capsys, ["attack", "run", "random-uniform-2k", "--target",
+                                   str(byom["export"]), "--data", npz(byom), "--defense", defense,
+                                   "--budget", "150", "--no-curve"])  # fmt: skip
+        assert defense in result["defenses"] and result["queries"] <= 150
+
+
+def test_removal_runs_on_white_boxes_and_refuses_black_boxes(byom, capsys):
+    result = cli_json(capsys, ["attack", "run", "prune-global", "--target", str(byom["onnx"]),
+                               "--data", npz(byom)])  # fmt: skip
+    assert result["category"] == "removal" and len(result["curve"]) >= 2
+    result = cli_json(capsys, ["attack", "run", "ftal", "--target", str(byom["torchscript"]),
+                               "--data", npz(byom)])  # fmt: skip
+    assert result["fidelity"] > 0.5
+    err = cli_json(capsys, ["attack", "run", "ftal", "--target", TFLITE, "--data", "digits"], 2)
+    assert "needs white-box weights" in err and err.count("\n") == 1
+
+
+def test_dynamic_watermark_verifies_through_any_black_box(byom, tmp_path, capsys):
+    from byom_model import ResidualNet
+
+    from vtrust.data import load_dataset
+    from vtrust.models import TrainConfig
+    from vtrust.watermark.dynamic import DynamicWatermark, new_dynamic_key
+    from vtrust.watermark.keys import save_key
+
+    splits = load_dataset(npz(byom), seed=0)
+    key = new_dynamic_key(splits, style="noise", triggers=60, seed=5)
+    marked = ResidualNet()
+    marked.load_state_dict(byom["module"].state_dict())
+    DynamicWatermark(key, splits).embed(marked, splits.victim,
+                                        TrainConfig(epochs=25, lr=2e-3, seed=0))  # fmt: skip
+    marked.eval()
+    onnx_file = tmp_path / "marked.onnx"
+    torch.onnx.export(marked, (torch.zeros(1, 3, 8, 8),), str(onnx_file), dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    save_key(tmp_path / "key.json", key)
+    owned = cli_json(capsys, ["watermark", "verify", "--model", str(onnx_file), "--key",
+                              str(tmp_path / "key.json"), "--data", npz(byom)])  # fmt: skip
+    assert owned["owned"], owned
+    err = run(["-q", "watermark", "verify", "--model", str(byom["onnx"]), "--key",
+               str(tmp_path / "key.json"), "--data", npz(byom), "--json"])  # fmt: skip
+    assert err == 1 and not json.loads(capsys.readouterr().out)["owned"]
+
+
+def test_folder_data_rgb_and_grey_and_a_moved_folder(tmp_path, capsys):
+    from byom_model import rgb_digits
+
+    x, y = rgb_digits()
+    for mode in ("RGB", "L"):
+        root = tmp_path / mode
+        for i in range(200):
+            folder = root / f"class{y[i]}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(x[i]).convert(mode).save(folder / f"{i}.png")
+    model = tmp_path / "grey.vtm"
+    assert run(["-q", "train", "--dataset", f"folder:{tmp_path / 'L'}", "--arch", "softmax",
+                "--epochs", "2", "--out", str(model)]) == 0  # fmt: skip
+    shutil.move(tmp_path / "L", tmp_path / "moved")
+    err = cli_json(capsys, ["audit", str(model), "--quick", "--attack", "random-uniform-2k"], 2)
+    assert "no such folder" in err
+    result = cli_json(capsys, ["audit", str(model), "--quick", "--attack", "random-uniform-2k",
+                               "--budget", "50", "--data", f"folder:{tmp_path / 'moved'}"])  # fmt: skip
+    assert result["target"]["input"]["shape"] == [1, 8, 8]
+    # RGB folders are resized and kept in colour for a 3-channel model
+    result = cli_json(capsys, ["attack", "run", "random-uniform-2k", "--target",
+                               TFLITE, "--data", f"folder:{tmp_path / 'RGB'}", "--budget", "50",
+                               "--no-curve"], 2)  # fmt: skip
+    assert "(3, 8, 8)" in result and "takes (1, 8, 8)" in result
+
+
+def test_changed_data_are_noticed(tmp_path, capsys):
+    path = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.random((80, 8, 8)).astype(np.float32), y=np.arange(80) % 4)
+    model = tmp_path / "m.vtm"
+    assert run(["-q", "train", "--dataset", f"npz:{path}", "--arch", "softmax", "--epochs", "1",
+                "--out", str(model)]) == 0  # fmt: skip
+    np.savez(path, x=rng.random((80, 8, 8)).astype(np.float32), y=np.arange(80) % 4)
+    err = cli_json(capsys, ["audit", str(model), "--quick"], 2)
+    assert "changed since" in err and "pass --data" in err
+
+
+def _corrupt_onnx(byom, tmp_path):
+    raw = byom["onnx"].read_bytes()
+    path = tmp_path / "bad.onnx"
+    path.write_bytes(raw[: len(raw) // 2])
+    return path
+
+
+def _rank2_onnx(byom, tmp_path):
+    path = tmp_path / "mlp.onnx"
+    torch.onnx.export(torch.nn.Linear(64, 10), (torch.zeros(1, 64),), str(path), dynamo=False)
+    return path
+
+
+def _corrupt_tflite(byom, tmp_path):
+    raw = open(TFLITE, "rb").read()
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(raw[:200])
+    return path
+
+
+def _object_npz(byom, tmp_path):
+    path = tmp_path / "obj.npz"
+    np.savez(path, x=np.array([np.zeros((8, 8)), "text"], dtype=object), y=np.arange(2))
+    return f"npz:{path}"
+
+
+def _non_image_folder(byom, tmp_path):
+    root = tmp_path / "imgs"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(root / c / "0.png")
+    (root / "b" / "notes.txt").write_text("not an image")
+    return f"folder:{root}"
+
+
+def _labels_out_of_range(byom, tmp_path):
+    path = tmp_path / "labels.npz"
+    np.savez(path, x=np.zeros((60, 8, 8, 3), np.uint8), y=np.arange(60) % 15)
+    return f"npz:{path}"
+
+
+def _mismatched(byom, tmp_path):
+    path = tmp_path / "mismatch.npz"
+    np.savez(path, x=np.zeros((60, 8, 8, 3), np.uint8), y=np.arange(59) % 10)
+    return f"npz:{path}"
+
+
+BAD_MODELS = {
+    "corrupted ONNX": (_corrupt_onnx, "not a valid ONNX model"),
+    "wrong input rank": (_rank2_onnx, "rank 2"),
+    "corrupted TFLite": (_corrupt_tflite, "LiteRT cannot load"),
+    "pickled module": (lambda b, t: b["pickled"], "never unpickles"),
+}
+BAD_DATA = {
+    "object array": (_object_npz, "not a plain-array"),
+    "non-image in a class folder": (_non_image_folder, "notes.txt: not an image"),
+    "labels out of range": (_labels_out_of_range, "up to 14 but the model has 10"),
+    "mismatched shapes": (_mismatched, "60 images but 59 labels"),
+}
+
+
+@pytest.mark.parametrize("case", [*BAD_MODELS, *BAD_DATA])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(byom, tmp_path, capsys, case):
+    if case in BAD_MODELS:
+        make, message = BAD_MODELS[case]
+        model, data = make(byom, tmp_path), npz(byom)
+    else:
+        make, message = BAD_DATA[case]
+        model, data = byom["onnx"], make(byom, tmp_path)
+    out = tmp_path / "report"
+    code = run(["audit", str(model), "--data", data, "--quick", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+def test_a_data_file_given_as_a_model_is_named(byom, capsys):
+    assert run(["info", str(byom["data"])]) == 2
+    assert "data file, not a model" in capsys.readouterr().err
+    with zipfile.ZipFile(byom["data"]) as archive:
+        assert archive.namelist()  # it is a zip, told apart from torch archives by content
