@@ -21,9 +21,9 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
 from vtrust import progress  # noqa: E402
-from vtrust.attacks.evaluation import run_entry  # noqa: E402
 from vtrust.catalog import list_entries  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
+from vtrust.evaluation.attacks import run_entry  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402
 

@@ -26,10 +26,10 @@ from vtrust import keystream, progress  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
 from vtrust.enclave import modp  # noqa: E402
 from vtrust.enclave.costs import CostModel  # noqa: E402
-from vtrust.enclave.evaluation import stealing_curve, tamper_detection, throughput  # noqa: E402
 from vtrust.enclave.freivalds import FreivaldsCheck  # noqa: E402
 from vtrust.enclave.runtime import one_thread  # noqa: E402
 from vtrust.enclave.slalom import SlalomNetwork  # noqa: E402
+from vtrust.evaluation.enclave import stealing_curve, tamper_detection, throughput  # noqa: E402
 from vtrust.models import build_model  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402

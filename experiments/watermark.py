@@ -25,13 +25,13 @@ import torch  # noqa: E402
 from vtrust import progress  # noqa: E402
 from vtrust.catalog import list_entries, load_entry  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
+from vtrust.evaluation.watermark import evaluate_robustness  # noqa: E402
 from vtrust.models import accuracy, build_model  # noqa: E402
 from vtrust.models.recipes import default_config, train_model  # noqa: E402
 from vtrust.watermark.calibration import calibrate  # noqa: E402
 from vtrust.watermark.dynamic import EPOCH_FACTOR, DynamicWatermark, new_dynamic_key  # noqa: E402
 from vtrust.watermark.registry import FingerprintRegistry, fingerprint_copies  # noqa: E402
 from vtrust.watermark.report import robustness_report  # noqa: E402
-from vtrust.watermark.robustness import evaluate_robustness  # noqa: E402
 from vtrust.watermark.static import StaticWatermark, new_static_key  # noqa: E402
 
 EXTRACTION = ("knockoff-attacker-400",)

@@ -17,10 +17,15 @@ class ResidualNet(nn.Module):
 
     def __init__(self, channels: int = 3, classes: int = 10) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(channels, 12, 3, padding=1), nn.BatchNorm2d(12),
-                                  nn.ReLU())  # fmt: skip
-        self.block = nn.Sequential(nn.Conv2d(12, 12, 3, padding=1), nn.BatchNorm2d(12),
-                                   nn.ReLU(), nn.Conv2d(12, 12, 3, padding=1))  # fmt: skip
+        self.stem = nn.Sequential(
+            nn.Conv2d(channels, 12, 3, padding=1), nn.BatchNorm2d(12), nn.ReLU()
+        )
+        self.block = nn.Sequential(
+            nn.Conv2d(12, 12, 3, padding=1),
+            nn.BatchNorm2d(12),
+            nn.ReLU(),
+            nn.Conv2d(12, 12, 3, padding=1),
+        )
         self.pool = nn.MaxPool2d(2)
         self.drop = nn.Dropout(0.1)
         self.fc = nn.Linear(12 * 4 * 4, classes)
@@ -60,12 +65,20 @@ def build(root: Path) -> dict[str, Path]:
     paths["torchscript"] = root / "model.ts"
     torch.jit.save(torch.jit.script(model), str(paths["torchscript"]))
     paths["export"] = root / "model.pt2"
-    program = torch.export.export(model, (example,),
-                                  dynamic_shapes={"x": {0: torch.export.Dim("batch")}})  # fmt: skip
+    program = torch.export.export(
+        model, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}}
+    )
     torch.export.save(program, str(paths["export"]))
     paths["onnx"] = root / "model.onnx"
-    torch.onnx.export(model, (example,), str(paths["onnx"]), dynamo=False, input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}})  # fmt: skip
+    torch.onnx.export(
+        model,
+        (example,),
+        str(paths["onnx"]),
+        dynamo=False,
+        input_names=["x"],
+        output_names=["logits"],
+        dynamic_axes={"x": {0: "n"}},
+    )
     paths["state_dict"] = root / "model.pt"
     torch.save(model.state_dict(), paths["state_dict"])
     paths["pickled"] = root / "whole.pt"

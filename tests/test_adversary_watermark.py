@@ -10,14 +10,15 @@ import pytest
 from vtrust.attacks.ambiguity import Ambiguity, AmbiguityParams, stated_bits_key
 from vtrust.catalog import load_entry, parse_entry
 from vtrust.errors import KeyFileError
+from vtrust.evaluation.watermark import evaluate_robustness
 from vtrust.models import build_model
 from vtrust.models.recipes import default_config
 from vtrust.oracle import Oracle, OutputMode
 from vtrust.watermark.dynamic import DynamicWatermark, new_dynamic_key, trigger_set
 from vtrust.watermark.keys import key_from_json, key_to_json, load_key, save_key
 from vtrust.watermark.notary import Notary
+from vtrust.watermark.ownership import Dating, verify
 from vtrust.watermark.registry import FingerprintRegistry
-from vtrust.watermark.robustness import Dating, evaluate_robustness, verify
 from vtrust.watermark.static import StaticWatermark, new_static_key
 from vtrust.watermark.stats import binomial_tail
 from vtrust.watermark.verification import Verification

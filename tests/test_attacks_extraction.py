@@ -3,7 +3,6 @@ import pytest
 import torch
 
 from vtrust.attacks.base import AttackerResources, QuerySession
-from vtrust.attacks.evaluation import budget_curve, parameter_error, run_entry, run_extraction
 from vtrust.attacks.extraction.activethief import ActiveThief, ActiveThiefParams, k_center_greedy
 from vtrust.attacks.extraction.common import draw_inputs
 from vtrust.attacks.extraction.equation import EquationSolving, EquationSolvingParams
@@ -13,6 +12,7 @@ from vtrust.attacks.extraction.sampling import CopycatParams, PoolSampling, Rand
 from vtrust.catalog import load_entry
 from vtrust.defenses.deployment import Deployment
 from vtrust.defenses.limits import QueryLimit, QueryLimitParams
+from vtrust.evaluation.attacks import budget_curve, parameter_error, run_entry, run_extraction
 from vtrust.oracle import Oracle, OutputMode
 
 

@@ -2,8 +2,8 @@
 
 import json
 
-from vtrust.audit.report import queries_to
 from vtrust.cli import run
+from vtrust.evaluation.audit import queries_to
 
 
 def test_queries_to_reads_the_budget_curve():

@@ -10,9 +10,9 @@ pytest.importorskip("art")
 from art.attacks.extraction import KnockoffNets  # noqa: E402
 from art.estimators.classification import PyTorchClassifier  # noqa: E402
 
-from vtrust.attacks.evaluation import run_extraction  # noqa: E402
 from vtrust.catalog import load_entry  # noqa: E402
 from vtrust.defenses.deployment import Deployment  # noqa: E402
+from vtrust.evaluation.attacks import run_extraction  # noqa: E402
 from vtrust.interop.art import art_target, deployment_classifier  # noqa: E402
 from vtrust.models import agreement, build_model  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
@@ -28,17 +28,29 @@ def victim():
 
 def art_thief(shape, classes):
     model = build_model("cnn", shape, classes, seed=1)
-    return PyTorchClassifier(model, torch.nn.CrossEntropyLoss(),
-                             optimizer=torch.optim.Adam(model.parameters(), lr=2e-3),
-                             input_shape=shape, nb_classes=classes, clip_values=(0.0, 1.0))  # fmt: skip
+    return PyTorchClassifier(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        optimizer=torch.optim.Adam(model.parameters(), lr=2e-3),
+        input_shape=shape,
+        nb_classes=classes,
+        clip_values=(0.0, 1.0),
+    )
 
 
 def test_art_knockoffnets_against_a_vtrust_deployment(victim):
     model, splits = victim
     oracle = Deployment.of(["shift"]).oracle(model, splits.victim, seed=0)
     classifier = deployment_classifier(oracle, client_id="art-thief")
-    knockoff = KnockoffNets(classifier, batch_size_fit=32, batch_size_query=50, nb_epochs=15,
-                            nb_stolen=300, use_probability=True, verbose=False)  # fmt: skip
+    knockoff = KnockoffNets(
+        classifier,
+        batch_size_fit=32,
+        batch_size_query=50,
+        nb_epochs=15,
+        nb_stolen=300,
+        use_probability=True,
+        verbose=False,
+    )
     stolen = knockoff.extract(splits.attacker.x, thieved_classifier=art_thief((1, 8, 8), 10))
     record = oracle.client("art-thief")
     assert record.queries == 300 == classifier.vtrust_refusals.answered
@@ -59,12 +71,24 @@ def test_a_refusing_deployment_starves_art_of_answers(victim):
 
 def test_vtrust_attacks_an_art_wrapped_model(victim):
     model, splits = victim
-    wrapped = PyTorchClassifier(model, torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8),
-                                nb_classes=10, clip_values=(0.0, 1.0))  # fmt: skip
+    wrapped = PyTorchClassifier(
+        model,
+        torch.nn.CrossEntropyLoss(),
+        input_shape=(1, 8, 8),
+        nb_classes=10,
+        clip_values=(0.0, 1.0),
+    )
     target = art_target(wrapped)
     assert target.format == "art" and not target.white_box
-    np.testing.assert_allclose(target.predict_proba(splits.test.x[:10]).argmax(1),
-                               wrapped.predict(splits.test.x[:10]).argmax(1))  # fmt: skip
-    summary, _ = run_extraction(load_entry("attacks", "knockoff-attacker-400").build(), target,
-                                splits, budget=200, curve=False)  # fmt: skip
+    np.testing.assert_allclose(
+        target.predict_proba(splits.test.x[:10]).argmax(1),
+        wrapped.predict(splits.test.x[:10]).argmax(1),
+    )
+    summary, _ = run_extraction(
+        load_entry("attacks", "knockoff-attacker-400").build(),
+        target,
+        splits,
+        budget=200,
+        curve=False,
+    )
     assert summary["queries"] == 200 and summary["fidelity"] > 0.5

@@ -156,7 +156,7 @@ def test_parameters_are_validated():
 
 
 def test_line_search_retraining_is_flagged_and_uniform_queries_are_not(mlp_victim, digits):
-    from vtrust.attacks.evaluation import run_entry
+    from vtrust.evaluation.attacks import run_entry
 
     deployment = Deployment.of(["prada"])
     line = run_entry(load_entry("attacks", "line-search-2k"), mlp_victim, digits,

@@ -28,8 +28,9 @@ def test_audit_your_own_model_runs_verbatim(tmp_path, monkeypatch, capsys):
     pytest.importorskip("onnxruntime")
     blocks = section_blocks()
     (python,), (shell,) = blocks["python"], blocks["bash"]
-    done = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (command,) = [line for line in shell.splitlines() if line.strip()]
     argv = shlex.split(command)

@@ -1,6 +1,7 @@
 """Targets: any model format as the model under audit (Python API)."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,13 +20,19 @@ TFLITE = "tests/fixtures/digits_int8.tflite"
 
 
 def test_formats_are_told_by_content_not_by_name(byom, tmp_path):
-    expected = {"torchscript": "torchscript", "export": "torch-export", "onnx": "onnx",
-                "state_dict": "torch-save", "pickled": "torch-save", "data": "npz"}  # fmt: skip
+    expected = {
+        "torchscript": "torchscript",
+        "export": "torch-export",
+        "onnx": "onnx",
+        "state_dict": "torch-save",
+        "pickled": "torch-save",
+        "data": "npz",
+    }
     for name, kind in expected.items():
         renamed = tmp_path / f"{name}.bin"
         shutil.copy(byom[name], renamed)
         assert sniff(renamed.read_bytes()) == kind, name
-    assert sniff(open(TFLITE, "rb").read()) == "tflite"
+    assert sniff(Path(TFLITE).read_bytes()) == "tflite"
     assert sniff(b"\x80\x04\x95 pickled") == "pickle"
 
 
@@ -66,11 +73,14 @@ def test_a_state_dict_needs_its_class_and_a_pickle_is_refused(byom):
     with pytest.raises(ModelFileError, match="--arch-module"):
         load_target(byom["state_dict"], LoadOptions(input_shape=(3, 8, 8)))
     with pytest.raises(ModelFileError, match="never unpickles.*TorchScript"):
-        load_target(byom["pickled"], LoadOptions(input_shape=(3, 8, 8),
-                                                 arch_module="byom_model:ResidualNet"))  # fmt: skip
+        load_target(
+            byom["pickled"],
+            LoadOptions(input_shape=(3, 8, 8), arch_module="byom_model:ResidualNet"),
+        )
     with pytest.raises(ModelFileError, match="do not fit"):
-        load_target(byom["state_dict"], LoadOptions(input_shape=(1, 8, 8),
-                                                    arch_module="torch.nn:Identity"))  # fmt: skip
+        load_target(
+            byom["state_dict"], LoadOptions(input_shape=(1, 8, 8), arch_module="torch.nn:Identity")
+        )
 
 
 def test_wrap_predict_is_a_black_box_the_oracle_serves():
@@ -117,8 +127,13 @@ def test_the_users_own_splits_are_kept(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "splits.npz"
     x_test = rng.random((30, 8, 8)).astype(np.float32)
-    np.savez(path, x_train=rng.random((90, 8, 8)).astype(np.float32), y_train=np.arange(90) % 3,
-             x_test=x_test, y_test=np.arange(30) % 3)  # fmt: skip
+    np.savez(
+        path,
+        x_train=rng.random((90, 8, 8)).astype(np.float32),
+        y_train=np.arange(90) % 3,
+        x_test=x_test,
+        y_test=np.arange(30) % 3,
+    )
     from vtrust.data import load_dataset
 
     splits = load_dataset(f"npz:{path}", seed=4)

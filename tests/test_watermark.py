@@ -9,13 +9,14 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from vtrust.catalog import load_entry
+from vtrust.evaluation.watermark import assert_watermark_survives
 from vtrust.models import TrainConfig, accuracy, build_model
 from vtrust.models.recipes import default_config, train_model
 from vtrust.watermark.calibration import calibrate
 from vtrust.watermark.dynamic import DynamicWatermark, new_dynamic_key, trigger_set
 from vtrust.watermark.keys import KeyFileError, WatermarkKey, load_key, save_key
+from vtrust.watermark.ownership import verify
 from vtrust.watermark.registry import FingerprintRegistry, RegistryError, fingerprint_copies
-from vtrust.watermark.robustness import assert_watermark_survives, verify
 from vtrust.watermark.static import StaticWatermark, new_static_key
 from vtrust.watermark.stats import binomial_tail, poisson_binomial_tail
 

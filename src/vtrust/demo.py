@@ -178,10 +178,10 @@ def _proof_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
 
 def _gate_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[str, Any]:
     from vtrust.catalog import load_entry
+    from vtrust.evaluation.watermark import evaluate_robustness
     from vtrust.models import load_with_splits
     from vtrust.watermark.embedding import embed_watermark
     from vtrust.watermark.keys import load_key
-    from vtrust.watermark.robustness import evaluate_robustness
 
     progress.stage("[demo] watermark: embed a static mark in the MLP, run the CI gate")
     marked, key_file = out / "models" / f"{dataset}-mlp-marked.safetensors", out / "mlp.key.json"
@@ -205,8 +205,8 @@ def _gate_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[str,
 def _protection_stage(report: Report, model_file: Path, seed: int) -> dict[str, Any]:
     import torch
 
-    from vtrust.enclave.evaluation import tamper_detection
     from vtrust.enclave.slalom import SlalomNetwork
+    from vtrust.evaluation.enclave import tamper_detection
     from vtrust.keying import ProtectionKey
     from vtrust.models import accuracy, load_with_splits
     from vtrust.models.files import model_sha256

@@ -137,7 +137,6 @@ class Oracle:
     def total_queries(self) -> int:
         return sum(rec.queries for rec in self.clients.values())
 
-
     def query(self, x: np.ndarray, client_id: str = "default") -> np.ndarray:
         """Answer a batch of queries for ``client_id``.
 

@@ -26,7 +26,7 @@ from vtrust.data import Splits
 from vtrust.errors import InputError, KeyFileError
 from vtrust.watermark.dynamic import new_dynamic_key
 from vtrust.watermark.keys import key_from_json, key_to_json
-from vtrust.watermark.robustness import verify
+from vtrust.watermark.ownership import verify
 from vtrust.watermark.static import StaticWatermark, new_static_key
 
 

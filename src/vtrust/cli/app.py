@@ -92,8 +92,10 @@ def info(model_file: Path, options, as_json: bool) -> None:
             return
         spec = meta["input"]
         click.echo(f"{model_file}: {meta['format']} model ({meta.get('runtime', 'torch')})")
-        click.echo(f"  input         {spec['shape']} (C, H, W) as {spec['layout']}, pixels "
-                   f"0..1 → {spec['value_range']}")  # fmt: skip
+        click.echo(
+            f"  input         {spec['shape']} (C, H, W) as {spec['layout']}, pixels "
+            f"0..1 → {spec['value_range']}"
+        )
         click.echo(f"  outputs       {meta['n_classes']} classes ({meta['outputs']})")
         reason = "" if target.white_box else f" — {target.white_box_reason}"
         click.echo(f"  access        {'white box' if target.white_box else 'black box'}{reason}")

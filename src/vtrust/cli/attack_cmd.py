@@ -64,9 +64,9 @@ def attack_run(
     name_or_toml, target, defenses, labels, budget, seed, no_curve, out, data, options, as_json
 ):
     """Run one attack against a model file (through the given defenses)."""
-    from vtrust.attacks.evaluation import run_entry
     from vtrust.catalog import load_entry
     from vtrust.defenses.deployment import Deployment
+    from vtrust.evaluation.attacks import run_entry
 
     entry = load_entry("attacks", name_or_toml)
     deployment = Deployment.of(defenses, labels=labels)

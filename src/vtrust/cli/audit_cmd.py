@@ -16,53 +16,71 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
 @click.argument("model_file", type=_FILE)
 @click.option("--defense", "defenses", multiple=True, help="Deployed defense (repeatable).")
 @click.option("--key", "key_file", type=_FILE, default=None, help="Watermark key to verify.")
-@click.option("--budget", type=click.IntRange(min=10), default=None,
-              help="Queries per extraction attack [default: 1000; 300 with --quick].")  # fmt: skip
-@click.option("--attack", "attacks", multiple=True,
-              help="Extraction attacks (default: the audit set).")  # fmt: skip
-@click.option("--quick", is_flag=True,
-              help="A smoke audit: two attacks, 300 queries, a two-point curve.")  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write report.md, report.json and fidelity.png here.")  # fmt: skip
+@click.option(
+    "--budget",
+    type=click.IntRange(min=10),
+    default=None,
+    help="Queries per extraction attack [default: 1000; 300 with --quick].",
+)
+@click.option(
+    "--attack", "attacks", multiple=True, help="Extraction attacks (default: the audit set)."
+)
+@click.option(
+    "--quick", is_flag=True, help="A smoke audit: two attacks, 300 queries, a two-point curve."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write report.md, report.json and fidelity.png here.",
+)
 @simulation_seed_option
 @data_option
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def audit(model_file, defenses, key_file, budget, attacks, quick, out, seed, data, options,
-          as_json) -> None:  # fmt: skip
+def audit(
+    model_file, defenses, key_file, budget, attacks, quick, out, seed, data, options, as_json
+) -> None:
     """Queries to 90 % fidelity per attack, whether PRADA or the shift detector would have
     caught it, watermark status (with --key), and whether a proof verifies; for any model
     format (ONNX, TFLite, TorchScript, … with --data), saying which parts were skipped."""
-    from vtrust.audit.report import AuditPlan, audit_report, audit_target
     from vtrust.cli.common import target_splits
+    from vtrust.evaluation.audit import AuditPlan, audit_report, audit_target
 
     if quick:
         plan = AuditPlan.quick(tuple(attacks), budget)
     else:
         plan = AuditPlan(tuple(attacks) or AuditPlan.attacks, budget or AuditPlan.budget)
     target, splits = target_splits(model_file, data, options)
-    result = audit_target(target, splits, plan=plan, defenses=tuple(defenses),
-                          key_file=key_file, seed=seed)  # fmt: skip
+    result = audit_target(
+        target, splits, plan=plan, defenses=tuple(defenses), key_file=key_file, seed=seed
+    )
     if out is not None:
         audit_report(result).write(out, result)
     if as_json:
         emit_json(result)
         return
-    click.echo(f"audit of {model_file} ({result['architecture']}, "
-               f"{'white' if target.white_box else 'black'} box, test accuracy "
-               f"{result['accuracy']:.4f}), deployed with "
-               f"{', '.join(defenses) or 'no defenses'}; {plan.budget} queries per attack")  # fmt: skip
+    click.echo(
+        f"audit of {model_file} ({result['architecture']}, "
+        f"{'white' if target.white_box else 'black'} box, test accuracy "
+        f"{result['accuracy']:.4f}), deployed with "
+        f"{', '.join(defenses) or 'no defenses'}; {plan.budget} queries per attack"
+    )
     click.echo(f"  {'attack':<24} {'fidelity':>8} {'to 90 %':>8}  caught by")
     for row in result["extraction"]:
         reach = row["queries_to_90_fidelity"]
         caught = [f"{n} @ {f['at_query']}" for n, f in row["caught_by"].items() if f["flagged"]]
         reach_text = "never" if reach is None else str(reach)
-        click.echo(f"  {row['attack']:<24} {row['fidelity']:>8.3f} {reach_text:>8}  "
-                   f"{', '.join(caught) or '—'}")  # fmt: skip
+        click.echo(
+            f"  {row['attack']:<24} {row['fidelity']:>8.3f} {reach_text:>8}  "
+            f"{', '.join(caught) or '—'}"
+        )
     mark = result["watermark"]
     if mark is not None:
-        click.echo(f"  watermark: {'owned' if mark['owned'] else 'NOT verified'} "
-                   f"(p = {mark['p_value']:.3g})")  # fmt: skip
+        click.echo(
+            f"  watermark: {'owned' if mark['owned'] else 'NOT verified'} "
+            f"(p = {mark['p_value']:.3g})"
+        )
     proof = result["proof"]
     if proof["applicable"]:
         click.echo(

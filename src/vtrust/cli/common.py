@@ -31,8 +31,10 @@ def zoo_model(target, operation: str):
 
     module = target.require_module(operation)
     if not isinstance(module, ZooModel):
-        raise InputError(f"{operation} works on vtrust model files (zoo architectures); "
-                         f"this is a {target.format} model")  # fmt: skip
+        raise InputError(
+            f"{operation} works on vtrust model files (zoo architectures); "
+            f"this is a {target.format} model"
+        )
     return module
 
 
@@ -42,8 +44,9 @@ def _floats(text: str | None, name: str, count: int | None = None):
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}",
-                                 param_hint=name) from None  # fmt: skip
+        raise click.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint=name
+        ) from None
     if count is not None and len(values) != count:
         raise click.BadParameter(f"expected {count} numbers, got {text!r}", param_hint=name)
     return values
@@ -61,31 +64,62 @@ def model_options(command):
         shape = _floats(input_shape, "--input-shape", 3)
         kw["options"] = LoadOptions(
             input_shape=None if shape is None else tuple(int(v) for v in shape),
-            layout=layout, value_range=_floats(value_range, "--value-range", 2),
-            mean=_floats(mean, "--mean"), std=_floats(std, "--std"), outputs=outputs,
+            layout=layout,
+            value_range=_floats(value_range, "--value-range", 2),
+            mean=_floats(mean, "--mean"),
+            std=_floats(std, "--std"),
+            outputs=outputs,
             arch_module=arch_module,
-        )  # fmt: skip
+        )
         return command(*args, **kw)
 
     decorators = [
-        click.option("--arch-module", default=None, metavar="PKG.MOD:CLASS",
-                     help="Your module class, for a state-dict file (torch.save or "
-                     "safetensors); imported and built with no arguments."),
-        click.option("--input-shape", default=None, metavar="C,H,W",
-                     help="Input shape, when the file does not record it (TorchScript, "
-                     "state dicts); default: the data's."),
-        click.option("--layout", type=click.Choice(["NCHW", "NHWC"]), default=None,
-                     help="The model's input layout (default: read off the file, else NCHW)."),
-        click.option("--value-range", default=None, metavar="LO,HI",
-                     help="What pixel values 0..1 become for the model, e.g. 0,255."),
-        click.option("--mean", default=None, metavar="M[,M,M]",
-                     help="Per-channel mean subtracted after scaling."),
-        click.option("--std", default=None, metavar="S[,S,S]",
-                     help="Per-channel std divided by after the mean."),
-        click.option("--outputs", type=click.Choice(["auto", "logits", "probabilities"]),
-                     default="auto", show_default=True,
-                     help="What the model returns (auto: probabilities if every row is one)."),
-    ]  # fmt: skip
+        click.option(
+            "--arch-module",
+            default=None,
+            metavar="PKG.MOD:CLASS",
+            help="Your module class, for a state-dict file (torch.save or "
+            "safetensors); imported and built with no arguments.",
+        ),
+        click.option(
+            "--input-shape",
+            default=None,
+            metavar="C,H,W",
+            help="Input shape, when the file does not record it (TorchScript, "
+            "state dicts); default: the data's.",
+        ),
+        click.option(
+            "--layout",
+            type=click.Choice(["NCHW", "NHWC"]),
+            default=None,
+            help="The model's input layout (default: read off the file, else NCHW).",
+        ),
+        click.option(
+            "--value-range",
+            default=None,
+            metavar="LO,HI",
+            help="What pixel values 0..1 become for the model, e.g. 0,255.",
+        ),
+        click.option(
+            "--mean",
+            default=None,
+            metavar="M[,M,M]",
+            help="Per-channel mean subtracted after scaling.",
+        ),
+        click.option(
+            "--std",
+            default=None,
+            metavar="S[,S,S]",
+            help="Per-channel std divided by after the mean.",
+        ),
+        click.option(
+            "--outputs",
+            type=click.Choice(["auto", "logits", "probabilities"]),
+            default="auto",
+            show_default=True,
+            help="What the model returns (auto: probabilities if every row is one).",
+        ),
+    ]
     for decorator in reversed(decorators):
         wrapper = decorator(wrapper)
     return wrapper

@@ -134,7 +134,7 @@ def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, data, option
     format through its black box (pass --data for non-vtrust files); a static key needs
     the weights."""
     from vtrust.watermark.keys import load_key
-    from vtrust.watermark.robustness import verify
+    from vtrust.watermark.ownership import verify
 
     dating = _dating(notary_pub, suspect_seen)
     key = load_key(key_file)
@@ -173,7 +173,7 @@ def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, data, option
 def _dating(notary_pub, suspect_seen):
     """The verifier's dating policy from the CLI options (both or neither)."""
     from vtrust.watermark.notary import load_public, parse_time
-    from vtrust.watermark.robustness import Dating
+    from vtrust.watermark.ownership import Dating
 
     if (notary_pub is None) != (suspect_seen is None):
         raise click.UsageError("--notary-pub and --suspect-seen go together")
@@ -334,8 +334,8 @@ def robustness_options(command):
 
 def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options):
     from vtrust.catalog import load_entry
+    from vtrust.evaluation.watermark import evaluate_robustness
     from vtrust.watermark.keys import load_key
-    from vtrust.watermark.robustness import evaluate_robustness
 
     key = load_key(key_file)
     entries = [load_entry("attacks", a) for a in attacks]
@@ -394,7 +394,7 @@ def gate_watermark(
 ):
     """Fail (exit 1) unless the watermark verifies and survives every listed attack."""
     from vtrust._io import atomic_write_bytes
-    from vtrust.watermark.robustness import junit_xml
+    from vtrust.evaluation.watermark import junit_xml
 
     report = _run_robustness(
         model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options

@@ -195,8 +195,11 @@ def load_arrays(spec: str) -> tuple[np.ndarray, np.ndarray, int]:
     """All samples of the dataset ``spec`` names, splits joined: ``(x, y, n_classes)``
     (see :func:`load_parts`)."""
     parts, n_classes = load_parts(spec)
-    return (np.concatenate([p[0] for p in parts.values()]),
-            np.concatenate([p[1] for p in parts.values()]), n_classes)  # fmt: skip
+    return (
+        np.concatenate([p[0] for p in parts.values()]),
+        np.concatenate([p[1] for p in parts.values()]),
+        n_classes,
+    )
 
 
 def data_digest(parts: Parts) -> str:
@@ -249,12 +252,14 @@ def load_dataset(
     parts, found_classes = load_parts(spec, input_shape)
     shape = next(iter(parts.values()))[0].shape[1:]
     if input_shape is not None and tuple(shape) != tuple(input_shape):
-        raise DatasetError(f"{spec}: images are {tuple(shape)} (C, H, W) but the model takes "
-                           f"{tuple(input_shape)}")  # fmt: skip
+        raise DatasetError(
+            f"{spec}: images are {tuple(shape)} (C, H, W) but the model takes {tuple(input_shape)}"
+        )
     if n_classes is not None:
         if found_classes > n_classes:
-            raise DatasetError(f"{spec}: labels go up to {found_classes - 1} but the model has "
-                               f"{n_classes} classes")  # fmt: skip
+            raise DatasetError(
+                f"{spec}: labels go up to {found_classes - 1} but the model has {n_classes} classes"
+            )
         found_classes = n_classes
     name = spec.partition(":")[0] if spec.split(":")[0] in ("idx", "npz", "folder") else spec
     pieces = _cut(parts, seed, spec)
@@ -265,9 +270,15 @@ def load_dataset(
             raise DatasetError(f"{spec}: the {part} split is empty")
         return Dataset(x, y, found_classes, f"{name}/{part}")
 
-    return Splits(victim=dataset("victim"), attacker=dataset("attacker"), test=dataset("test"),
-                  spec=spec, seed=seed, digest=data_digest(parts),
-                  user_splits="all" not in parts)  # fmt: skip
+    return Splits(
+        victim=dataset("victim"),
+        attacker=dataset("attacker"),
+        test=dataset("test"),
+        spec=spec,
+        seed=seed,
+        digest=data_digest(parts),
+        user_splits="all" not in parts,
+    )
 
 
 def _cut(parts: Parts, seed: int, spec: str) -> Parts:
@@ -279,8 +290,10 @@ def _cut(parts: Parts, seed: int, spec: str) -> Parts:
             raise DatasetError(f"{spec}: every class present needs at least 4 samples to split")
         victim_idx, rest = _stratified(np.arange(len(y)), y, SPLIT_FRACTIONS["victim"], seed)
         attacker_idx, test_idx = _stratified(rest, y[rest], 0.5, seed + 1)
-        return {part: (x[np.sort(i)], y[np.sort(i)]) for part, i in
-                (("victim", victim_idx), ("attacker", attacker_idx), ("test", test_idx))}  # fmt: skip
+        return {
+            part: (x[np.sort(i)], y[np.sort(i)])
+            for part, i in (("victim", victim_idx), ("attacker", attacker_idx), ("test", test_idx))
+        }
     out = {"test": parts["test"]}
     x, y = parts["train"]
     if "attacker" in parts:

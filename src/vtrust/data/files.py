@@ -75,8 +75,9 @@ def npz_parts(path: str | Path, x_key: str = "x", y_key: str = "y"):
         with np.load(path, allow_pickle=False) as arrays:
             names = set(arrays.files)
             if x_key == "x" and {"x_train", "y_train", "x_test", "y_test"} <= names:
-                wanted = {part: (f"x_{part}", f"y_{part}") for part in USER_SPLITS
-                          if f"x_{part}" in names}  # fmt: skip
+                wanted = {
+                    part: (f"x_{part}", f"y_{part}") for part in USER_SPLITS if f"x_{part}" in names
+                }
             else:
                 wanted = {"all": (x_key, y_key)}
             missing = [k for pair in wanted.values() for k in pair if k not in names]

@@ -73,9 +73,9 @@ def run_cell(job: tuple[MatrixSpec, Cell]) -> dict[str, Any]:
     """One cell, as a JSON-ready record (picklable: runs in pool workers and Ray tasks)."""
     import torch
 
-    from vtrust.attacks.evaluation import run_entry
     from vtrust.catalog import load_entry
     from vtrust.defenses.deployment import Deployment
+    from vtrust.evaluation.attacks import run_entry
 
     spec, cell = job
     progress.set_enabled(False)

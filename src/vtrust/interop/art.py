@@ -68,8 +68,9 @@ def deployment_classifier(oracle: Oracle, client_id: str = "art", *, on_refusal:
         log.answered += len(x)
         return got
 
-    classifier = art.BlackBoxClassifier(predict, tuple(oracle.input_shape), k,
-                                        clip_values=(0.0, 1.0))  # fmt: skip
+    classifier = art.BlackBoxClassifier(
+        predict, tuple(oracle.input_shape), k, clip_values=(0.0, 1.0)
+    )
     classifier.vtrust_refusals = log
     return classifier
 
@@ -84,10 +85,13 @@ def art_target(
     ``input_shape`` (default: the classifier's)."""
     shape = tuple(input_shape or getattr(classifier, "input_shape", ()) or ())
     if len(shape) != 3:
-        raise InputError(f"an ART classifier as a target needs a (C, H, W) input shape, got {shape}")
+        raise InputError(
+            f"an ART classifier as a target needs a (C, H, W) input shape, got {shape}"
+        )
     return from_callable(
         lambda batch: np.asarray(classifier.predict(batch), dtype=np.float32),
-        InputSpec(shape), provenance={"format": "art", "classifier": type(classifier).__name__},
+        InputSpec(shape),
+        provenance={"format": "art", "classifier": type(classifier).__name__},
         class_names=class_names,
         white_box_reason="an ART classifier is used through its predict() only",
-    )  # fmt: skip
+    )

@@ -145,8 +145,10 @@ def _rebuild(meta: dict[str, Any], source: str) -> ZooModel:
         raise ModelFileError(f"{source}: cannot build architecture {name!r}: {exc}") from None
 
 
-ZOO_ONLY = "embedding, fingerprints, calibration, quantize/prove and the enclave work on " \
-    "vtrust model files (zoo architectures)"  # fmt: skip
+ZOO_ONLY = (
+    "embedding, fingerprints, calibration, quantize/prove and the enclave work on "
+    "vtrust model files (zoo architectures)"
+)
 
 
 def load_model_bytes(raw: bytes, *, source: str = "<bytes>") -> LoadedModel:
@@ -156,8 +158,7 @@ def load_model_bytes(raw: bytes, *, source: str = "<bytes>") -> LoadedModel:
     kind = sniff(raw)
     if kind not in ("vtrust", "unknown", "damaged-safetensors"):
         box = " a black box (no weights vtrust can change);" if kind == "tflite" else ""
-        raise ModelFileError(f"{source}: a {kind} model,{box} not a vtrust model file: "
-                             f"{ZOO_ONLY}")  # fmt: skip
+        raise ModelFileError(f"{source}: a {kind} model,{box} not a vtrust model file: {ZOO_ONLY}")
     meta = _read_header_metadata(raw, source)
     try:
         state = st_load(raw)

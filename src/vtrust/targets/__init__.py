@@ -43,10 +43,15 @@ def wrap(
     them. The module's outputs are logits, or probabilities (detected, or as ``outputs``
     says). ``n_classes`` is checked against the module's outputs.
     """
-    return from_module(module, _spec(input_shape, layout, value_range, mean, std),
-                       preprocess=preprocess, outputs=outputs, class_names=class_names,
-                       n_classes=n_classes, provenance={"format": "python",
-                       "module": type(module).__qualname__})  # fmt: skip
+    return from_module(
+        module,
+        _spec(input_shape, layout, value_range, mean, std),
+        preprocess=preprocess,
+        outputs=outputs,
+        class_names=class_names,
+        n_classes=n_classes,
+        provenance={"format": "python", "module": type(module).__qualname__},
+    )
 
 
 def wrap_predict(
@@ -68,8 +73,13 @@ def wrap_predict(
     outputs (N, K): logits or probabilities. It is called with at most ``batch_size``
     inputs at a time.
     """
-    target = from_callable(fn, _spec(input_shape, layout, value_range, mean, std),
-                           outputs=outputs, class_names=class_names, batch_size=batch_size)  # fmt: skip
+    target = from_callable(
+        fn,
+        _spec(input_shape, layout, value_range, mean, std),
+        outputs=outputs,
+        class_names=class_names,
+        batch_size=batch_size,
+    )
     if n_classes is not None and target.n_classes != n_classes:
         from vtrust.errors import InputError
 

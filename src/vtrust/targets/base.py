@@ -92,9 +92,12 @@ class InputSpec:
     @property
     def is_identity(self) -> bool:
         """Whether the model takes canonical images unchanged."""
-        return self.layout == "NCHW" and self.value_range == (0.0, 1.0) and \
-            self.mean in (None, (0.0,) * len(self.mean or ())) and \
-            self.std in (None, (1.0,) * len(self.std or ()))  # fmt: skip
+        return (
+            self.layout == "NCHW"
+            and self.value_range == (0.0, 1.0)
+            and self.mean in (None, (0.0,) * len(self.mean or ()))
+            and self.std in (None, (1.0,) * len(self.std or ()))
+        )
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         """Canonical images (N, C, H, W) → the model's ``float32`` input."""
@@ -370,10 +373,14 @@ def from_module(
         run=module_runner(white, canonical),
         outputs="logits",
         module=white,
-        provenance={"format": "python", **(provenance or {}), "input_spec": spec.to_json(),
-                    "model_outputs": kind},
+        provenance={
+            "format": "python",
+            **(provenance or {}),
+            "input_spec": spec.to_json(),
+            "model_outputs": kind,
+        },
         class_names=class_names,
-    )  # fmt: skip
+    )
 
 
 def _output_kind(out: np.ndarray, outputs: str, atol: float = 1e-3) -> str:

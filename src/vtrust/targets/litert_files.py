@@ -33,8 +33,9 @@ class _Interpreter:
             raise ModelFileError(f"{source}: LiteRT cannot load it ({first_line(exc)})") from None
         inputs = self.interpreter.get_input_details()
         if len(inputs) != 1:
-            raise ModelFileError(f"{source}: the model has {len(inputs)} inputs; one image "
-                                 "input is expected")  # fmt: skip
+            raise ModelFileError(
+                f"{source}: the model has {len(inputs)} inputs; one image input is expected"
+            )
         self.input = inputs[0]
         self.output = self.interpreter.get_output_details()[0]
         self.stored_batch = int(self.input["shape"][0])
@@ -109,13 +110,18 @@ def load_tflite(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> T
     litert = require("ai_edge_litert", "litert")
     try:
         return from_callable(
-            interpreter, spec, outputs=kw.get("outputs", "auto"),
-            provenance={**kw.get("provenance", {}), "input_type": in_type,
-                        "output_type": out_type,
-                        "runtime": f"ai-edge-litert {getattr(litert, '__version__', '?')}"},
+            interpreter,
+            spec,
+            outputs=kw.get("outputs", "auto"),
+            provenance={
+                **kw.get("provenance", {}),
+                "input_type": in_type,
+                "output_type": out_type,
+                "runtime": f"ai-edge-litert {getattr(litert, '__version__', '?')}",
+            },
             class_names=kw.get("class_names"),
             probability_atol=0.05 if integer_out else 1e-3,
             white_box_reason="a .tflite flatbuffer is run by LiteRT; vtrust cannot train it",
-        )  # fmt: skip
+        )
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{source}: LiteRT cannot run it ({first_line(exc)})") from None

@@ -51,13 +51,16 @@ class LoadOptions:
         shape = self.input_shape or shape
         if shape is None:
             return None
-        return InputSpec(shape, self.layout or "NCHW", self.value_range or (0.0, 1.0),
-                         self.mean, self.std)  # fmt: skip
+        return InputSpec(
+            shape, self.layout or "NCHW", self.value_range or (0.0, 1.0), self.mean, self.std
+        )
 
     @property
     def given_spec(self) -> bool:
-        return any(v is not None for v in (self.input_shape, self.layout, self.value_range,
-                                           self.mean, self.std))  # fmt: skip
+        return any(
+            v is not None
+            for v in (self.input_shape, self.layout, self.value_range, self.mean, self.std)
+        )
 
 
 def read_model_bytes(path: str | Path) -> bytes:
@@ -99,10 +102,16 @@ def load_target_bytes(
     from vtrust.targets.sniff import sniff
 
     kind = sniff(raw)
-    provenance: dict[str, Any] = {"format": kind, "path": source,
-                                  "sha256": hashlib.sha256(raw).hexdigest()}  # fmt: skip
-    common = {"outputs": options.outputs, "provenance": provenance,
-              "class_names": options.class_names}  # fmt: skip
+    provenance: dict[str, Any] = {
+        "format": kind,
+        "path": source,
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+    common = {
+        "outputs": options.outputs,
+        "provenance": provenance,
+        "class_names": options.class_names,
+    }
     if kind in ("vtrust", "damaged-safetensors"):  # the vtrust reader names the damage
         return zoo_target(raw, source, provenance)
     given = options.spec() if options.given_spec else None
@@ -133,8 +142,9 @@ def load_target_bytes(
 
         raise ModelFileError(f"{source}: refused: {PICKLED_MODULE_HELP}")
     if kind == "npz":
-        raise ModelFileError(f"{source}: this is an .npz data file, not a model (give it as "
-                             f"--data npz:{source})")  # fmt: skip
+        raise ModelFileError(
+            f"{source}: this is an .npz data file, not a model (give it as --data npz:{source})"
+        )
     raise ModelFileError(
         f"{source}: not a model file vtrust reads (vtrust, ONNX, TFLite, TorchScript, "
         "torch.export .pt2, or a state dict with --arch-module)"
@@ -150,12 +160,21 @@ def _exported_shape(raw: bytes, source: str) -> tuple[int, int, int] | None:
 
 def _with_options(target: Target, options: LoadOptions) -> Target:
     """Apply a value range or normalisation the user gave to a file-inferred spec."""
-    if options.value_range is None and options.mean is None and options.std is None \
-            and options.layout is None:  # fmt: skip
+    if (
+        options.value_range is None
+        and options.mean is None
+        and options.std is None
+        and options.layout is None
+    ):
         return target
     spec = target.spec
-    updated = InputSpec(spec.shape, options.layout or spec.layout,
-                        options.value_range or spec.value_range, options.mean, options.std)  # fmt: skip
+    updated = InputSpec(
+        spec.shape,
+        options.layout or spec.layout,
+        options.value_range or spec.value_range,
+        options.mean,
+        options.std,
+    )
     if updated.layout != spec.layout:
         raise ModelFileError(f"the model's input is {spec.layout}, not {updated.layout}")
     target.spec = updated
@@ -170,8 +189,12 @@ def zoo_target(raw: bytes, source: str, provenance: dict[str, Any]) -> Target:
 
     loaded = load_model_bytes(raw, source=source)
     target = as_target(loaded.model)
-    target.provenance = {**provenance, "architecture": loaded.model.spec.name,
-                         "weights_sha256": loaded.sha256, "metadata": loaded.metadata}  # fmt: skip
+    target.provenance = {
+        **provenance,
+        "architecture": loaded.model.spec.name,
+        "weights_sha256": loaded.sha256,
+        "metadata": loaded.metadata,
+    }
     return target
 
 
@@ -200,13 +223,16 @@ def load_target_and_splits(
         target = load_target_bytes(raw, options, source=str(path))
         return target, recorded_splits(target.provenance["metadata"], str(path), data)
     if data is None:
-        raise DatasetError(f"{path}: a {kind} model file records no data; pass --data SPEC "
-                           "(npz:FILE, folder:DIR, idx:DIR, digits, synthetic)")  # fmt: skip
+        raise DatasetError(
+            f"{path}: a {kind} model file records no data; pass --data SPEC "
+            "(npz:FILE, folder:DIR, idx:DIR, digits, synthetic)"
+        )
     data_shape = None
     if kind in NEEDS_SHAPE and options.input_shape is None:
         data_shape = load_dataset(data, seed=seed).input_shape
     target = load_target_bytes(raw, options, source=str(path), data_shape=data_shape)
-    splits = load_dataset(data, seed=seed, input_shape=target.input_shape,
-                          n_classes=target.n_classes)  # fmt: skip
+    splits = load_dataset(
+        data, seed=seed, input_shape=target.input_shape, n_classes=target.n_classes
+    )
     target.provenance["data"] = {"spec": splits.spec, "sha256": splits.digest}
     return check_conversion(target, splits.victim.x), splits

@@ -26,21 +26,27 @@ def graph_input_shape(dims: list[Any]) -> tuple[int | None, ...]:
 def infer_spec(dims: tuple[int | None, ...], given: InputSpec | None, source: str) -> InputSpec:
     """The input spec from a 4-d image input (N, C, H, W) or (N, H, W, C), unless given."""
     if len(dims) != 4:
-        raise ModelFileError(f"{source}: the model's input has rank {len(dims)}; vtrust "
-                             "targets take image batches of rank 4")  # fmt: skip
+        raise ModelFileError(
+            f"{source}: the model's input has rank {len(dims)}; vtrust "
+            "targets take image batches of rank 4"
+        )
     if given is not None:
-        if given.model_shape != tuple(d if d is not None else s
-                                      for d, s in zip(dims[1:], given.model_shape)):  # fmt: skip
-            raise ModelFileError(f"{source}: the model takes {dims[1:]}, not the given "
-                                 f"{given.model_shape} ({given.layout})")  # fmt: skip
+        if given.model_shape != tuple(
+            d if d is not None else s for d, s in zip(dims[1:], given.model_shape, strict=True)
+        ):
+            raise ModelFileError(
+                f"{source}: the model takes {dims[1:]}, not the given "
+                f"{given.model_shape} ({given.layout})"
+            )
         return given
     _, a, b, c = dims
     if a in (1, 3) and None not in (b, c):
         return InputSpec((a, b, c), "NCHW")
     if c in (1, 3) and None not in (a, b):
         return InputSpec((c, a, b), "NHWC")
-    raise ModelFileError(f"{source}: cannot tell the layout of input {dims}; pass "
-                         "--input-shape C,H,W and --layout")  # fmt: skip
+    raise ModelFileError(
+        f"{source}: cannot tell the layout of input {dims}; pass --input-shape C,H,W and --layout"
+    )
 
 
 def load_onnx(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> Target:
@@ -55,8 +61,9 @@ def load_onnx(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> Tar
 
             load_external_data_for_model(model, str(Path(source).parent))
             raw = model.SerializeToString()
-            kw.setdefault("provenance", {})["sha256_with_external_data"] = \
-                hashlib.sha256(raw).hexdigest()  # fmt: skip
+            kw.setdefault("provenance", {})["sha256_with_external_data"] = hashlib.sha256(
+                raw
+            ).hexdigest()
         onnx.checker.check_model(model)
     except Exception as exc:  # DecodeError, ValidationError, missing external data …
         raise ModelFileError(f"{source}: not a valid ONNX model ({first_line(exc)})") from None
@@ -68,8 +75,9 @@ def load_onnx(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> Tar
         raise ModelFileError(f"{source}: onnxruntime cannot load it ({first_line(exc)})") from None
     (first, *rest) = session.get_inputs()
     if rest:
-        raise ModelFileError(f"{source}: the model has {1 + len(rest)} inputs; one image input "
-                             "is expected")  # fmt: skip
+        raise ModelFileError(
+            f"{source}: the model has {1 + len(rest)} inputs; one image input is expected"
+        )
     dims = graph_input_shape(list(first.shape))
     spec = infer_spec(dims, spec, source)
     name, output = first.name, session.get_outputs()[0].name
@@ -82,10 +90,13 @@ def load_onnx(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> Tar
 
     try:
         target = from_callable(
-            run, spec, outputs=kw.get("outputs", "auto"), fixed_batch=dims[0],
+            run,
+            spec,
+            outputs=kw.get("outputs", "auto"),
+            fixed_batch=dims[0],
             provenance={**kw.get("provenance", {}), "runtime": f"onnxruntime {ort.__version__}"},
             class_names=kw.get("class_names"),
-        )  # fmt: skip
+        )
     except Exception as exc:  # the session's own errors on a bad graph
         raise ModelFileError(f"{source}: onnxruntime cannot run it ({first_line(exc)})") from None
     return _attach_white_box(target, model)
@@ -105,8 +116,13 @@ def _attach_white_box(target: Target, model: Any) -> Target:
     except UnsupportedGraph as exc:
         target.white_box_reason = f"the ONNX graph has no torch conversion: {exc}"
         return target
-    spec = InputSpec(target.spec.shape, target.spec.layout, target.spec.value_range,
-                     target.spec.mean, target.spec.std)  # fmt: skip
+    spec = InputSpec(
+        target.spec.shape,
+        target.spec.layout,
+        target.spec.value_range,
+        target.spec.mean,
+        target.spec.std,
+    )
     target.module = Preprocessed(inner, spec, log_outputs=target.outputs == "probabilities")
     target.provenance["converter"] = "vtrust.targets.onnx_torch"
     target.provenance["conversion_checked"] = False
@@ -126,10 +142,13 @@ def check_conversion(target: Target, x: np.ndarray, tolerance: float = CONVERSIO
         converted = np.exp(converted)
     delta = float(np.abs(converted - reference).max()) if len(sample) else 0.0
     scale = max(1.0, float(np.abs(reference).max())) if len(sample) else 1.0
-    target.provenance.update(conversion_checked=True, conversion_max_abs_diff=delta,
-                             conversion_samples=len(sample))  # fmt: skip
+    target.provenance.update(
+        conversion_checked=True, conversion_max_abs_diff=delta, conversion_samples=len(sample)
+    )
     if not np.isfinite(delta) or delta > tolerance * scale:
         target.module = None
-        target.white_box_reason = (f"its torch conversion differs from onnxruntime by "
-                                   f"{delta:.3g} (> {tolerance:g}) on your data")  # fmt: skip
+        target.white_box_reason = (
+            f"its torch conversion differs from onnxruntime by "
+            f"{delta:.3g} (> {tolerance:g}) on your data"
+        )
     return target

@@ -51,8 +51,14 @@ def _conv(x, w, b=None, *, a):
     conv = {1: F.conv1d, 2: F.conv2d}.get(spatial)
     if conv is None:
         raise UnsupportedGraph(f"{spatial}-d convolution")
-    return conv(x, w, b, stride=a.get("strides", 1), dilation=a.get("dilations", 1),
-                groups=a.get("group", 1))  # fmt: skip
+    return conv(
+        x,
+        w,
+        b,
+        stride=a.get("strides", 1),
+        dilation=a.get("dilations", 1),
+        groups=a.get("group", 1),
+    )
 
 
 def _pool(kind: str):
@@ -84,8 +90,16 @@ def _gemm(a_, b_, c=None, *, a):
 
 def _batch_norm(module: OnnxModule):
     def bn(x, scale, bias, mean, var, *, a):
-        return F.batch_norm(x, mean, var, scale, bias, training=module.training,
-                            momentum=1 - a.get("momentum", 0.9), eps=a.get("epsilon", 1e-5))  # fmt: skip
+        return F.batch_norm(
+            x,
+            mean,
+            var,
+            scale,
+            bias,
+            training=module.training,
+            momentum=1 - a.get("momentum", 0.9),
+            eps=a.get("epsilon", 1e-5),
+        )
 
     return bn
 

@@ -59,8 +59,10 @@ def load_torchscript(raw: bytes, spec: InputSpec | None, source: str, **kw: Any)
             f"{source}: not a loadable TorchScript archive ({first_line(exc)})"
         ) from None
     if spec is None:
-        raise ModelFileError(f"{source}: a TorchScript file does not record its input shape; "
-                             "pass --input-shape C,H,W or data to take it from")  # fmt: skip
+        raise ModelFileError(
+            f"{source}: a TorchScript file does not record its input shape; "
+            "pass --input-shape C,H,W or data to take it from"
+        )
     return _module_target(module, spec, source, **kw)
 
 
@@ -88,23 +90,28 @@ def load_exported(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) ->
     dynamic, else a black box at its one batch size."""
     shape, dynamic, program = exported_input_shape(raw, source)
     if len(shape) != 4:
-        raise ModelFileError(f"{source}: the program's input has rank {len(shape)}, not 4 "
-                             "(N, C, H, W)")  # fmt: skip
+        raise ModelFileError(
+            f"{source}: the program's input has rank {len(shape)}, not 4 (N, C, H, W)"
+        )
     if spec is None:
         spec = InputSpec(tuple(shape[1:]))  # type: ignore[arg-type]
     if tuple(spec.model_shape) != tuple(shape[1:]):
-        raise ModelFileError(f"{source}: the program takes {tuple(shape[1:])}, not the given "
-                             f"{spec.model_shape}")  # fmt: skip
+        raise ModelFileError(
+            f"{source}: the program takes {tuple(shape[1:])}, not the given {spec.model_shape}"
+        )
     module = ModeFrozen(program.module())
     if dynamic:
         return _module_target(module, spec, source, **kw)
     return from_callable(
-        module_runner(module, spec), spec, outputs=kw.get("outputs", "auto"),
+        module_runner(module, spec),
+        spec,
+        outputs=kw.get("outputs", "auto"),
         provenance={"format": "torch-export", **kw.get("provenance", {})},
-        class_names=kw.get("class_names"), fixed_batch=shape[0],
+        class_names=kw.get("class_names"),
+        fixed_batch=shape[0],
         white_box_reason=f"exported with a fixed batch of {shape[0]}; export with "
         "dynamic_shapes={'x': {0: torch.export.Dim('batch')}} for white-box use",
-    )  # fmt: skip
+    )
 
 
 def import_arch(reference: str) -> nn.Module:
@@ -161,8 +168,10 @@ def load_state_dict(
     """A white-box target: the user's class ``arch`` with the file's weights."""
     state = read_state_dict(raw, kind, source)
     if arch is None:
-        raise ModelFileError(f"{source}: a state dict holds weights only; pass "
-                             "--arch-module pkg.module:Class to say which module they fit")  # fmt: skip
+        raise ModelFileError(
+            f"{source}: a state dict holds weights only; pass "
+            "--arch-module pkg.module:Class to say which module they fit"
+        )
     module = import_arch(arch)
     try:
         module.load_state_dict(state, strict=True)
@@ -176,9 +185,13 @@ def load_state_dict(
 def _module_target(module: nn.Module, spec: InputSpec, source: str, **kw: Any) -> Target:
     try:
         return from_module(
-            module, spec, outputs=kw.get("outputs", "auto"), provenance=kw.get("provenance"),
+            module,
+            spec,
+            outputs=kw.get("outputs", "auto"),
+            provenance=kw.get("provenance"),
             class_names=kw.get("class_names"),
-        )  # fmt: skip
+        )
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        raise ModelFileError(f"{source}: the model cannot run on input {spec.model_shape}: "
-                             f"{first_line(exc)}") from None  # fmt: skip
+        raise ModelFileError(
+            f"{source}: the model cannot run on input {spec.model_shape}: {first_line(exc)}"
+        ) from None

@@ -8,7 +8,7 @@ from vtrust.data import Splits
 from vtrust.errors import InputError
 from vtrust.models.recipes import train_model
 from vtrust.watermark.keys import WatermarkKey
-from vtrust.watermark.robustness import verify
+from vtrust.watermark.ownership import verify
 from vtrust.watermark.stats import NullCalibration
 
 

@@ -25,8 +25,8 @@ from vtrust.data import Dataset, Splits, load_dataset, natural_image_pool
 from vtrust.errors import DatasetError, InputError, QueryRefused
 from vtrust.keying import new_secret
 from vtrust.models import TrainConfig, fit_arrays
-from vtrust.targets.base import Target
 from vtrust.oracle import Oracle, OutputMode
+from vtrust.targets.base import Target
 from vtrust.watermark.keys import STYLES, DynamicPart, TriggerData, WatermarkKey, data_sha256
 from vtrust.watermark.stats import poisson_binomial_tail
 from vtrust.watermark.verification import Verification

@@ -12,8 +12,8 @@ from vtrust.models.recipes import default_config
 from vtrust.watermark.dynamic import EPOCH_FACTOR, DynamicWatermark, new_dynamic_key
 from vtrust.watermark.keys import save_key
 from vtrust.watermark.notary import Notary
+from vtrust.watermark.ownership import verify
 from vtrust.watermark.registry import FingerprintRegistry, fingerprint_copies
-from vtrust.watermark.robustness import verify
 from vtrust.watermark.static import StaticWatermark, new_static_key
 
 

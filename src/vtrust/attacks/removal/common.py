@@ -101,8 +101,10 @@ def head_of(model: nn.Module, attack: str) -> nn.Module:
         return head
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise InputError(f"{attack} needs the model's last linear layer, and this model has no "
-                         "nn.Linear (fine-tuning all layers, ftal, works on any white box)")  # fmt: skip
+        raise InputError(
+            f"{attack} needs the model's last linear layer, and this model has no "
+            "nn.Linear (fine-tuning all layers, ftal, works on any white box)"
+        )
     return linears[-1]
 
 

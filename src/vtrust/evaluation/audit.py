@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from vtrust import progress
-from vtrust.attacks.evaluation import run_extraction
 from vtrust.catalog import load_entry
 from vtrust.data import Splits
 from vtrust.defenses.deployment import Deployment
-from vtrust.errors import BlackBoxOnly
+from vtrust.evaluation.attacks import run_extraction
 from vtrust.models import ZooModel, accuracy
 from vtrust.targets.base import Target
 
@@ -75,19 +74,27 @@ def audit_target(
     rows = []
     for name in plan.attacks:
         progress.stage(f"[audit] {name} against the deployment ({plan.budget} queries)")
-        summary, _ = run_extraction(load_entry("attacks", name).build(), target, splits,
-                                    deployment=deployment, budget=plan.budget, seed=seed,
-                                    curve_fractions=plan.curve_fractions)  # fmt: skip
-        rows.append({
-            "attack": name,
-            "queries": summary["queries"],
-            "fidelity": summary["fidelity"],
-            "thief_accuracy": summary["thief_accuracy"],
-            "queries_to_90_fidelity": queries_to(summary["curve"], FIDELITY_GOAL),
-            "curve": summary["curve"],
-            "caught_by": {n: f for n, f in summary["defenses"].items() if n in WATCHERS},
-            "stopped": summary["stopped"],
-        })  # fmt: skip
+        summary, _ = run_extraction(
+            load_entry("attacks", name).build(),
+            target,
+            splits,
+            deployment=deployment,
+            budget=plan.budget,
+            seed=seed,
+            curve_fractions=plan.curve_fractions,
+        )
+        rows.append(
+            {
+                "attack": name,
+                "queries": summary["queries"],
+                "fidelity": summary["fidelity"],
+                "thief_accuracy": summary["thief_accuracy"],
+                "queries_to_90_fidelity": queries_to(summary["curve"], FIDELITY_GOAL),
+                "curve": summary["curve"],
+                "caught_by": {n: f for n, f in summary["defenses"].items() if n in WATCHERS},
+                "stopped": summary["stopped"],
+            }
+        )
     watermark = _watermark(target, splits, key_file, skipped)
     proof = _proof(target, splits, skipped)
     module = target.module
@@ -96,15 +103,22 @@ def audit_target(
         "target": {k: v for k, v in target.describe().items() if k != "metadata"},
         "architecture": module.spec.name if isinstance(module, ZooModel) else target.format,
         "accuracy": accuracy(target, splits.test),
-        "data": {"spec": splits.spec, "sha256": splits.digest, "user_splits": splits.user_splits,
-                 "test_samples": len(splits.test)},  # fmt: skip
+        "data": {
+            "spec": splits.spec,
+            "sha256": splits.digest,
+            "user_splits": splits.user_splits,
+            "test_samples": len(splits.test),
+        },
         "defenses": list(defenses),
         "budget": plan.budget,
         "extraction": rows,
         "watermark": watermark,
         "proof": proof,
-        "ran": ["extraction", *(["watermark"] if watermark else []),
-                *(["proof"] if proof.get("applicable") else [])],  # fmt: skip
+        "ran": [
+            "extraction",
+            *(["watermark"] if watermark else []),
+            *(["proof"] if proof.get("applicable") else []),
+        ],
         "skipped": skipped,
     }
 
@@ -114,11 +128,13 @@ def _watermark(target, splits, key_file: Path | None, skipped) -> dict[str, Any]
         skipped["watermark"] = "no key given (--key)"
         return None
     from vtrust.watermark.keys import load_key
-    from vtrust.watermark.robustness import verify
+    from vtrust.watermark.ownership import verify
 
     key = load_key(key_file)
     if key.static is not None and not target.white_box:
-        skipped["watermark"] = f"static watermark: needs white-box weights ({target.white_box_reason})"
+        skipped["watermark"] = (
+            f"static watermark: needs white-box weights ({target.white_box_reason})"
+        )
         return None
     progress.stage("[audit] watermark verification")
     return verify(target, key, splits, fpr=1e-6).to_json()
@@ -129,8 +145,10 @@ def _proof(target: Target, splits: Splits, skipped) -> dict[str, Any]:
     if module is None:
         reason = f"needs white-box weights ({target.white_box_reason})"
     elif not isinstance(module, ZooModel):
-        reason = "ReLU, max-pool and other non-polynomial layers have no circuit yet " \
-            "(only vtrust's quad networks compile to SafetyNets circuits)"  # fmt: skip
+        reason = (
+            "ReLU, max-pool and other non-polynomial layers have no circuit yet "
+            "(only vtrust's quad networks compile to SafetyNets circuits)"
+        )
     elif module.spec.name != "quad":
         reason = "only polynomial (quad) networks compile to SafetyNets circuits"
     else:
@@ -160,9 +178,14 @@ def _prove(model: ZooModel, splits: Splits) -> dict[str, Any]:
         verify_noninteractive(PreparedVerifier.prepare(circuit), x, outputs, messages)
     except ProofRejected as exc:
         return {"applicable": True, "verified": False, "circuit": name, "reason": exc.reason}
-    return {"applicable": True, "verified": True, "circuit": name, "batch": len(images),
-            "bound_bits": max(compiled.bound_bits),
-            "substitutions": _substitutions(model, splits, name)}  # fmt: skip
+    return {
+        "applicable": True,
+        "verified": True,
+        "circuit": name,
+        "batch": len(images),
+        "bound_bits": max(compiled.bound_bits),
+        "substitutions": _substitutions(model, splits, name),
+    }
 
 
 def _substitutions(model, splits, circuit_name: str) -> list[dict[str, Any]]:
@@ -180,8 +203,11 @@ def _substitutions(model, splits, circuit_name: str) -> list[dict[str, Any]]:
         try:
             row = attack.build().attempt(model, entry, images, decoys)
         except CircuitError as exc:  # e.g. the coarser circuit cannot hold the values
-            row = {"substitute": attack.params.substitute, "accepted": False,
-                   "reason": f"the prover cannot even compile it: {exc}"}  # fmt: skip
+            row = {
+                "substitute": attack.params.substitute,
+                "accepted": False,
+                "reason": f"the prover cannot even compile it: {exc}",
+            }
         rows.append({"attack": attack.name, **row})
     return rows
 
@@ -202,24 +228,49 @@ def audit_report(result: dict[str, Any]):
         f"{', '.join(result['defenses']) or 'no defenses'}; {result['budget']} queries per attack."
     )
     report.add_table(
-        "Extraction", ["attack", "fidelity", "thief accuracy", "queries to 90 %", "caught by"],
-        [[r["attack"], r["fidelity"], r["thief_accuracy"],
-          r["queries_to_90_fidelity"] or "never",
-          ", ".join(f"{n} @ {f['at_query']}" for n, f in r["caught_by"].items() if f["flagged"])
-          or "—"] for r in result["extraction"]],
-    )  # fmt: skip
-    series = {r["attack"]: ([p["queries"] for p in r["curve"]], [p["fidelity"] for p in r["curve"]])
-              for r in result["extraction"] if r["curve"]}  # fmt: skip
+        "Extraction",
+        ["attack", "fidelity", "thief accuracy", "queries to 90 %", "caught by"],
+        [
+            [
+                r["attack"],
+                r["fidelity"],
+                r["thief_accuracy"],
+                r["queries_to_90_fidelity"] or "never",
+                ", ".join(
+                    f"{n} @ {f['at_query']}" for n, f in r["caught_by"].items() if f["flagged"]
+                )
+                or "—",
+            ]
+            for r in result["extraction"]
+        ],
+    )
+    series = {
+        r["attack"]: ([p["queries"] for p in r["curve"]], [p["fidelity"] for p in r["curve"]])
+        for r in result["extraction"]
+        if r["curve"]
+    }
     if series:
-        report.add_figure("fidelity.png", line_plot(series, title="Thief fidelity vs queries",
-                          xlabel="queries", ylabel="fidelity", logx=True),
-                          "Fidelity of each attack's thief against the queries it spent")  # fmt: skip
+        report.add_figure(
+            "fidelity.png",
+            line_plot(
+                series,
+                title="Thief fidelity vs queries",
+                xlabel="queries",
+                ylabel="fidelity",
+                logx=True,
+            ),
+            "Fidelity of each attack's thief against the queries it spent",
+        )
     mark = result["watermark"]
     if mark is not None:
-        report.add_text(f"Watermark: {'owned' if mark['owned'] else 'NOT verified'} "
-                        f"(p = {mark['p_value']:.3g}).")  # fmt: skip
+        report.add_text(
+            f"Watermark: {'owned' if mark['owned'] else 'NOT verified'} "
+            f"(p = {mark['p_value']:.3g})."
+        )
     proof = result["proof"]
     if proof.get("applicable"):
-        report.add_text("Proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})"))
+        report.add_text(
+            "Proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})")
+        )
     report.add_table("Skipped", ["part", "why"], sorted(result["skipped"].items()))
     return report

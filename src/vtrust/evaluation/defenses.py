@@ -17,12 +17,12 @@ import numpy as np
 from torch import nn
 
 from vtrust import progress
-from vtrust.attacks.evaluation import run_entry
 from vtrust.catalog import Entry
 from vtrust.data import Dataset, Splits
 from vtrust.data.natural import natural_image_pool
 from vtrust.defenses.deployment import Deployment
 from vtrust.errors import InputError, QueryRefused
+from vtrust.evaluation.attacks import run_entry
 from vtrust.models.training import predict_proba
 from vtrust.oracle import OutputMode
 

@@ -1,4 +1,5 @@
-"""Robustness of a watermark against removal and extraction attacks, and the CI gate.
+"""Robustness of a watermark against removal, extraction and ambiguity attacks, and the
+CI gate (the decision itself is :func:`vtrust.watermark.ownership.verify`).
 
 An attack *succeeds* at a strength when the watermark is no longer verified (the
 calibrated or exact test at the chosen false-positive rate says "not owned") while the
@@ -10,8 +11,7 @@ strength succeeds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -27,49 +27,8 @@ from vtrust.errors import InputError
 from vtrust.models import accuracy
 from vtrust.oracle import Oracle
 from vtrust.targets.base import Target
-from vtrust.watermark.dynamic import DynamicWatermark
 from vtrust.watermark.keys import WatermarkKey
-from vtrust.watermark.notary import NotaryPublic, check_receipt
-from vtrust.watermark.static import StaticWatermark
-from vtrust.watermark.verification import Verification
-
-
-@dataclass(frozen=True)
-class Dating:
-    """The verifier's dating policy: the notary it trusts and when it first saw the
-    suspect. With it, "owned" also needs a receipt dating the key before that."""
-
-    notary: NotaryPublic
-    suspect_seen: datetime
-
-
-def verify(
-    model: Target | nn.Module,
-    key: WatermarkKey,
-    splits: Splits,
-    *,
-    fpr: float,
-    dating: Dating | None = None,
-) -> Verification:
-    """Verify ``key`` on ``model``: white-box for static keys, through queries for dynamic
-    ones (the test split measures the label prior). Everything compared is derived from
-    the key's secret; ``dating`` adds the notary check. ``model`` is a target of any
-    format (static keys need its white box: BlackBoxOnly otherwise) or a torch module."""
-    if key.static is not None:
-        module = model if isinstance(model, nn.Module) else \
-            model.require_module("static watermark verification")  # fmt: skip
-        result = StaticWatermark(key).verify(module, fpr=fpr)
-    else:
-        try:
-            marked = DynamicWatermark(key, splits)
-        except InputError as exc:
-            return Verification.mismatch("dynamic", fpr, str(exc))
-        result = marked.verify(model, splits.test.x, fpr=fpr)
-    result = replace(result, insecure_key=key.insecure_seed is not None)
-    if dating is not None:
-        reason = check_receipt(key.receipt, key.commitment, dating.notary, dating.suspect_seen)
-        result = result.undated(reason) if reason else replace(result, dated=True)
-    return result
+from vtrust.watermark.ownership import verify
 
 
 @dataclass

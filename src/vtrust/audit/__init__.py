@@ -1,1 +1,0 @@
-"""``vtrust audit``: the security engineer's report on one model as it would be deployed."""
