@@ -81,39 +81,44 @@ class InputSpec:
 
     def _affine(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel ``scale`` and ``offset`` with model_x = scale · x + offset (NCHW)."""
-        lo, hi = self.value_range
-        channels = self.shape[0]
-        mean = np.broadcast_to(np.asarray(self.mean or (0.0,), np.float64), (channels,))
-        std = np.broadcast_to(np.asarray(self.std or (1.0,), np.float64), (channels,))
-        scale = (hi - lo) / std
-        offset = (lo - mean) / std
-        return scale.astype(np.float32), offset.astype(np.float32)
+        cached = self.__dict__.get("_affine_cache")
+        if cached is None:
+            lo, hi = self.value_range
+            channels = self.shape[0]
+            mean = np.broadcast_to(np.asarray(self.mean or (0.0,), np.float64), (channels,))
+            std = np.broadcast_to(np.asarray(self.std or (1.0,), np.float64), (channels,))
+            scale = ((hi - lo) / std).astype(np.float32)[None, :, None, None]
+            offset = ((lo - mean) / std).astype(np.float32)[None, :, None, None]
+            cached = (scale, offset, bool((scale == 1).all() and (offset == 0).all()))
+            object.__setattr__(self, "_affine_cache", cached)
+        return cached[0], cached[1]
 
     @property
     def is_identity(self) -> bool:
         """Whether the model takes canonical images unchanged."""
-        return (
-            self.layout == "NCHW"
-            and self.value_range == (0.0, 1.0)
-            and self.mean in (None, (0.0,) * len(self.mean or ()))
-            and self.std in (None, (1.0,) * len(self.std or ()))
-        )
+        return self.layout == "NCHW" and self._plain_values
+
+    @property
+    def _plain_values(self) -> bool:
+        self._affine()
+        return self.__dict__["_affine_cache"][2]
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
         """Canonical images (N, C, H, W) → the model's ``float32`` input."""
-        if self.is_identity:
-            return np.ascontiguousarray(x, np.float32)
-        scale, offset = self._affine()
-        out = x.astype(np.float32, copy=True)
-        out *= scale[None, :, None, None]
-        out += offset[None, :, None, None]
+        if self._plain_values:
+            out = np.asarray(x, np.float32)
+        else:
+            scale, offset = self._affine()
+            out = x.astype(np.float32, copy=True)
+            out *= scale
+            out += offset
         if self.layout == "NHWC":
-            out = np.ascontiguousarray(out.transpose(0, 2, 3, 1))
-        return out
+            return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+        return np.ascontiguousarray(out)
 
     def to_model_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`to_model` for a tensor, differentiable (for white-box modules)."""
-        scale, offset = (torch.from_numpy(a)[None, :, None, None] for a in self._affine())
+        scale, offset = (torch.from_numpy(a) for a in self._affine())
         out = x * scale + offset
         return out.permute(0, 2, 3, 1) if self.layout == "NHWC" else out
 
@@ -177,9 +182,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def normalise_probabilities(outputs: np.ndarray) -> np.ndarray:
-    p = np.clip(outputs.astype(np.float64), 0.0, None)
+    """Rows clipped at 0 and scaled to sum to 1 (a row of zeros becomes uniform)."""
+    p = np.clip(outputs, 0.0, None).astype(np.float64)
     sums = p.sum(axis=1, keepdims=True)
-    return np.where(sums > 0, p / np.where(sums > 0, sums, 1.0), 1.0 / p.shape[1])
+    if (sums <= 0).any():
+        p[(sums <= 0)[:, 0]] = 1.0
+        sums = p.sum(axis=1, keepdims=True)
+    return p / sums
 
 
 BatchFn = Callable[[np.ndarray], np.ndarray]

@@ -72,8 +72,11 @@ class _Interpreter:
         if not scale:
             raise ModelFileError("the integer input has no quantisation parameters")
         info = np.iinfo(dtype)
-        q = np.round(batch / scale) + zero
-        return np.clip(q, info.min, info.max).astype(dtype)
+        q = batch * np.float32(1.0 / scale)
+        q += np.float32(zero)
+        np.rint(q, out=q)
+        np.clip(q, info.min, info.max, out=q)
+        return q.astype(dtype)
 
     def dequantise(self, out: np.ndarray) -> np.ndarray:
         scale, zero = self.output["quantization"]

@@ -49,6 +49,18 @@ def infer_spec(dims: tuple[int | None, ...], given: InputSpec | None, source: st
     )
 
 
+class SessionRunner:
+    """An onnxruntime session as a black box: a model-input batch → its first output."""
+
+    def __init__(self, session: Any, input_name: str, output_name: str, dtype: Any) -> None:
+        self.session, self.input_name, self.output_name = session, input_name, output_name
+        self.dtype = dtype
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        feed = {self.input_name: batch.astype(self.dtype, copy=False)}
+        return self.session.run([self.output_name], feed)[0]
+
+
 def load_onnx(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> Target:
     """A target from ONNX bytes: onnxruntime answers; the torch conversion, when the
     graph allows it, is the white box (checked later against onnxruntime)."""
@@ -85,8 +97,7 @@ def load_onnx(raw: bytes, spec: InputSpec | None, source: str, **kw: Any) -> Tar
     if "float" not in first.type:
         raise ModelFileError(f"{source}: input type {first.type} (a float image input expected)")
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        return session.run([output], {name: batch.astype(dtype, copy=False)})[0]
+    run = SessionRunner(session, name, output, dtype)
 
     try:
         target = from_callable(
