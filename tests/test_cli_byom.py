@@ -344,3 +344,55 @@ def test_a_data_file_given_as_a_model_is_named(byom, capsys):
     assert "data file, not a model" in capsys.readouterr().err
     with zipfile.ZipFile(byom["data"]) as archive:
         assert archive.namelist()  # it is a zip, told apart from torch archives by content
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["watermark", "embed", "--kind", "dynamic", "--model", "M", "--out", "O/m.vtm",
+         "--key-out", "O/k.json"],
+        ["watermark", "fingerprint", "--model", "M", "--users", "a,b", "--registry", "O/r.db",
+         "--out-dir", "O"],
+        ["quantize", "--model", "M", "--circuit", "quad-digits", "--out", "O/q.vtm"],
+        ["enclave", "run", "--model", "M", "--split", "all"],
+    ],
+    ids=["embed", "fingerprint", "quantize", "enclave"],
+)  # fmt: skip
+@pytest.mark.parametrize("model", ["tflite", "onnx"])
+def test_weight_changing_operations_say_why_they_cannot_run(byom, tmp_path, capsys, argv, model):
+    path = TFLITE if model == "tflite" else str(byom["onnx"])
+    out = tmp_path / "out"
+    argv = [path if a == "M" else a.replace("O", str(out), 1) if a.startswith("O") else a
+            for a in argv]  # fmt: skip
+    assert run([*argv, "--data", "digits" if model == "tflite" else npz(byom)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and ("vtrust model file" in err or "white-box" in err), err
+    assert ("black box" in err) == (model == "tflite")
+    assert not out.exists()
+
+
+def test_a_static_key_on_a_black_box_is_refused(tmp_path, capsys):
+    from vtrust.models.recipes import train_model
+    from vtrust.watermark.keys import save_key
+    from vtrust.watermark.static import new_static_key
+
+    key = new_static_key(train_model("digits", "softmax", epochs=1).model, bits=32, seed=1)
+    save_key(tmp_path / "k.json", key)
+    code = run(["watermark", "verify", "--model", TFLITE, "--key", str(tmp_path / "k.json"),
+                "--data", "digits"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "static watermark verification needs white-box weights" in err
+
+
+def test_the_matrix_runs_on_an_onnx_target(byom, tmp_path, capsys):
+    result = cli_json(capsys, ["evaluate", "--target", str(byom["onnx"]), "--data", npz(byom),
+                               "--defense", "none", "--attack", "random-uniform-2k",
+                               "--budget", "60", "--out", str(tmp_path / "m")])  # fmt: skip
+    assert result["cells"] == 1 and (tmp_path / "m" / "report.md").exists()
+
+
+def test_the_mnist_sized_litert_fixture():
+    from vtrust.targets import load_target
+
+    target = load_target("tests/fixtures/mnist_int8.tflite")
+    assert target.input_shape == (1, 28, 28) and target.n_classes == 10

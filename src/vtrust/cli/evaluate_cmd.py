@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import emit_json
+from vtrust.cli.common import data_option, emit_json
 
 
 @click.command()
 @click.option("--target", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The victim model file.")  # fmt: skip
+              help="The victim model file (any format; --data for non-vtrust files).")  # fmt: skip
 @click.option("--defense", "defenses", multiple=True, required=True,
               help="Defense name or TOML (repeatable); 'none': undefended.")  # fmt: skip
 @click.option("--attack", "attacks", multiple=True, required=True,
@@ -25,14 +25,15 @@ from vtrust.cli.common import emit_json
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local processes, or CPUs for a local Ray instance.")  # fmt: skip
 @click.option("--ray-address", default=None, help="A Ray cluster (default: RAY_ADDRESS).")
+@data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def evaluate(target, defenses, attacks, seeds, budget, out, executor, workers, ray_address,
-             as_json) -> None:  # fmt: skip
+             data, as_json) -> None:  # fmt: skip
     """Run every (defense, attack, seed) cell; finished cells are kept and not redone."""
     from vtrust.evaluation.matrix import MatrixSpec, run_matrix
     from vtrust.evaluation.report import summarise, write_report
 
-    spec = MatrixSpec(str(target), tuple(defenses), tuple(attacks), seeds, budget)
+    spec = MatrixSpec(str(target), tuple(defenses), tuple(attacks), seeds, budget, data)
     result = run_matrix(spec, out, executor=executor, workers=workers, address=ray_address)
     report = write_report(result, out)
     if as_json:

@@ -25,11 +25,15 @@ NO_DEFENSE = "none"
 
 @dataclass(frozen=True)
 class MatrixSpec:
+    """The matrix: a model file of any format (with ``data``, a dataset spec, for formats
+    that record none or to override a vtrust file's), defenses × attacks × seeds."""
+
     target: str  # model file
     defenses: tuple[str, ...]
     attacks: tuple[str, ...]
     seeds: int = 1
     budget: int = 500
+    data: str | None = None
 
     def __post_init__(self) -> None:
         if not self.defenses or not self.attacks or self.seeds < 1 or self.budget < 1:
@@ -38,9 +42,11 @@ class MatrixSpec:
     def cells(self) -> list[Cell]:
         """Every cell; keys carry the victim's weights hash and the budget, so a store
         never hands back a result computed for another model or budget."""
-        from vtrust.models import load_model
+        context = f"{_identity(self.target)[:16]}@{self.budget}"
+        if self.data is not None:
+            from vtrust.data.datasets import canonical_spec
 
-        context = f"{load_model(self.target).sha256[:16]}@{self.budget}"
+            context += f"@{canonical_spec(self.data)}"
         return [
             Cell(d, a, s, context)
             for d in self.defenses
@@ -61,12 +67,25 @@ class Cell:
         return f"{self.context}|{self.defense}|{self.attack}|{self.seed}"
 
 
-@functools.cache
-def _victim(target: str):
-    from vtrust.models import load_with_splits
+def _identity(target: str) -> str:
+    """A vtrust file's weights hash (as in earlier stores), else the file's SHA-256."""
+    import hashlib
 
-    loaded, splits = load_with_splits(Path(target))
-    return loaded.model.eval(), splits
+    from vtrust.models import load_model
+    from vtrust.targets.loading import read_model_bytes
+    from vtrust.targets.sniff import sniff
+
+    raw = read_model_bytes(target)
+    if sniff(raw) == "vtrust":
+        return load_model(target).sha256
+    return hashlib.sha256(raw).hexdigest()
+
+
+@functools.cache
+def _victim(target: str, data: str | None):
+    from vtrust.targets import load_target_and_splits
+
+    return load_target_and_splits(Path(target), data)
 
 
 def run_cell(job: tuple[MatrixSpec, Cell]) -> dict[str, Any]:
@@ -82,7 +101,7 @@ def run_cell(job: tuple[MatrixSpec, Cell]) -> dict[str, Any]:
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model, splits = _victim(spec.target)
+        model, splits = _victim(spec.target, spec.data)
         names = [] if cell.defense == NO_DEFENSE else [cell.defense]
         deployment = Deployment.of(names)
         started = time.perf_counter()
