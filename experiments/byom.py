@@ -137,7 +137,7 @@ def main() -> None:
         ["runtime", "runtime ms", "oracle ms", "ratio"],
         [[k, v["runtime_ms"], v["oracle_ms"], v["ratio"]] for k, v in results["overhead"].items()],
     )
-    report.write(args.out, results)
+    report.write(args.out, results, json_name="results.json")
     progress.stage(f"[byom] wrote {args.out / 'report.md'}")
 
 

@@ -25,7 +25,7 @@ from vtrust import progress  # noqa: E402
 from vtrust.attacks.extraction.common import ExtractionAttack  # noqa: E402
 from vtrust.catalog import list_entries, load_entry  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
-from vtrust.defenses import evaluation as ev  # noqa: E402
+from vtrust.evaluation import defenses as ev  # noqa: E402
 from vtrust.models import accuracy  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402

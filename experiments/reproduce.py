@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave"]
+STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom"]
 
 
 def main() -> None:

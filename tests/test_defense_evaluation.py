@@ -1,7 +1,7 @@
 """The defense studies' building blocks on small settings."""
 
 from vtrust.catalog import load_entry
-from vtrust.defenses import evaluation as ev
+from vtrust.evaluation import defenses as ev
 
 
 def test_benign_traffic_has_no_repeats_and_differs_per_client(digits):

@@ -1,5 +1,6 @@
-"""The README's "Audit your own model" section runs verbatim: its Python block exports a
-model and data, its shell block audits them."""
+"""The README's "Audit your own model" section runs verbatim: its first Python block
+exports a model and data, its shell block audits them, its second Python block uses the
+API on the same files."""
 
 import json
 import re
@@ -27,9 +28,9 @@ def section_blocks() -> dict[str, list[str]]:
 def test_audit_your_own_model_runs_verbatim(tmp_path, monkeypatch, capsys):
     pytest.importorskip("onnxruntime")
     blocks = section_blocks()
-    (python,), (shell,) = blocks["python"], blocks["bash"]
+    (export, api), (shell,) = blocks["python"], blocks["bash"]
     done = subprocess.run(
-        [sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", export], cwd=tmp_path, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-2000:]
     (command,) = [line for line in shell.splitlines() if line.strip()]
@@ -41,3 +42,6 @@ def test_audit_your_own_model_runs_verbatim(tmp_path, monkeypatch, capsys):
     assert report["target"]["format"] == "onnx" and report["accuracy"] > 0.9
     assert report["extraction"] and "proof" in report["skipped"]
     assert (tmp_path / "audit-report" / "fidelity.png").stat().st_size > 1000
+    namespace: dict = {}
+    exec(compile(api, "README.md", "exec"), namespace)  # the Python API block, verbatim
+    assert namespace["answers"].shape == (8, 10) and "proof" in namespace["result"]["skipped"]

@@ -161,3 +161,35 @@ def test_the_numpy_and_torch_preprocessing_agree(layout, lo, width, mean, std):
     pixel = (lo + width * x[0, 1, 2, 3] - mean[1]) / std[1]
     got = by_numpy[0, 1, 2, 3] if layout == "NCHW" else by_numpy[0, 2, 3, 1]
     assert got == pytest.approx(pixel, rel=1e-4, abs=1e-3)
+
+
+def test_the_users_splits_from_two_files(tmp_path):
+    from vtrust.data import load_dataset
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "train.npz", x=rng.random((60, 8, 8)).astype(np.float32),
+             y=np.arange(60) % 3)  # fmt: skip
+    x_test = rng.random((15, 8, 8)).astype(np.float32)
+    np.savez(tmp_path / "test.npz", x=x_test, y=np.arange(15) % 3)
+    splits = load_dataset(f"npz:{tmp_path / 'train.npz'}+{tmp_path / 'test.npz'}")
+    assert splits.user_splits and np.array_equal(splits.test.x[:, 0], x_test)
+    assert len(splits.victim) + len(splits.attacker) == 60
+
+
+def test_float_litert_models_run_unquantised():
+    target, splits = load_target_and_splits("tests/fixtures/digits_float.tflite", "digits")
+    assert target.provenance["input_type"] == "float32" and target.outputs == "probabilities"
+    assert (target.predict(splits.test.x) == splits.test.y).mean() > 0.9
+
+
+def test_a_missing_extra_is_named(byom, monkeypatch):
+    import sys
+
+    from vtrust.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtra, match=r"pip install 'vtrust\[onnx\]'"):
+        load_target(byom["onnx"])
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    with pytest.raises(MissingExtra, match=r"vtrust\[litert\]"):
+        load_target(TFLITE)

@@ -17,7 +17,7 @@ from vtrust.cli.evaluate_cmd import evaluate
 from vtrust.cli.proof_cmd import prove, quantize, verify
 from vtrust.cli.protect_cmd import keygen, scramble, seal, unscramble, unseal
 from vtrust.cli.watermark_cmd import gate, watermark
-from vtrust.models import ARCHITECTURES, load_model, save_model
+from vtrust.models import ARCHITECTURES, save_model
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -83,30 +83,32 @@ def info(model_file: Path, options, as_json: bool) -> None:
     from vtrust.targets import load_target
 
     target = load_target(model_file, options)
-    if target.format != "vtrust":
-        meta = target.describe()
-        if target.module is not None:
-            meta["parameters"] = sum(p.numel() for p in target.module.parameters())
-        if as_json:
-            emit_json(meta)
-            return
-        spec = meta["input"]
-        click.echo(f"{model_file}: {meta['format']} model ({meta.get('runtime', 'torch')})")
-        click.echo(
-            f"  input         {spec['shape']} (C, H, W) as {spec['layout']}, pixels "
-            f"0..1 → {spec['value_range']}"
-        )
-        click.echo(f"  outputs       {meta['n_classes']} classes ({meta['outputs']})")
-        reason = "" if target.white_box else f" — {target.white_box_reason}"
-        click.echo(f"  access        {'white box' if target.white_box else 'black box'}{reason}")
-        click.echo(f"  sha256        {meta['sha256']}")
-        return
-    loaded = load_model(model_file)
-    meta = dict(loaded.metadata)
-    meta["parameters"] = sum(p.numel() for p in loaded.model.parameters())
+    foreign = target.format != "vtrust"
+    meta = target.describe() if foreign else dict(target.provenance["metadata"])
+    if target.module is not None:
+        meta["parameters"] = sum(p.numel() for p in target.module.parameters())
     if as_json:
         emit_json(meta)
-        return
+    elif foreign:
+        _describe_foreign(model_file, target, meta)
+    else:
+        _describe_vtrust(model_file, meta)
+
+
+def _describe_foreign(model_file: Path, target, meta: dict) -> None:
+    spec = meta["input"]
+    click.echo(f"{model_file}: {meta['format']} model ({meta.get('runtime', 'torch')})")
+    click.echo(
+        f"  input         {spec['shape']} (C, H, W) as {spec['layout']}, pixels "
+        f"0..1 → {spec['value_range']}"
+    )
+    click.echo(f"  outputs       {meta['n_classes']} classes ({meta['outputs']})")
+    reason = "" if target.white_box else f" — {target.white_box_reason}"
+    click.echo(f"  access        {'white box' if target.white_box else 'black box'}{reason}")
+    click.echo(f"  sha256        {meta['sha256']}")
+
+
+def _describe_vtrust(model_file: Path, meta: dict) -> None:
     arch = meta["arch"]
     click.echo(f"{model_file}: vtrust model (format version {meta['format_version']})")
     click.echo(

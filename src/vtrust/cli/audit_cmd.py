@@ -45,7 +45,7 @@ def audit(
     caught it, watermark status (with --key), and whether a proof verifies; for any model
     format (ONNX, TFLite, TorchScript, … with --data), saying which parts were skipped."""
     from vtrust.cli.common import target_splits
-    from vtrust.evaluation.audit import AuditPlan, audit_report, audit_target
+    from vtrust.evaluation.audit import AuditPlan, audit_report, audit_target, verdict_lines
 
     if quick:
         plan = AuditPlan.quick(tuple(attacks), budget)
@@ -75,19 +75,7 @@ def audit(
             f"  {row['attack']:<24} {row['fidelity']:>8.3f} {reach_text:>8}  "
             f"{', '.join(caught) or '—'}"
         )
-    mark = result["watermark"]
-    if mark is not None:
-        click.echo(
-            f"  watermark: {'owned' if mark['owned'] else 'NOT verified'} "
-            f"(p = {mark['p_value']:.3g})"
-        )
-    proof = result["proof"]
-    if proof["applicable"]:
-        click.echo(
-            "  proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})")
-        )
-        for row in proof.get("substitutions", []):
-            verdict = "ACCEPTED — the verifier is fooled" if row["accepted"] else "rejected"
-            click.echo(f"    {row['attack']:<22} {verdict}: {row['reason']}")
+    for line in verdict_lines(result):
+        click.echo(f"  {line}")
     for part, why in sorted(result["skipped"].items()):
         click.echo(f"  skipped {part}: {why}")

@@ -157,8 +157,9 @@ def load_parts(spec: str, shape: tuple[int, int, int] | None = None) -> tuple[Pa
     ``spec`` is ``digits``, ``synthetic`` (generator seed 0), ``synthetic:SEED``,
     ``idx:DIR`` (a folder of MNIST-format IDX files), ``npz:FILE`` (arrays ``x`` and
     ``y``, or ``x_train``/``y_train``/``x_test``/``y_test``; ``npz:FILE?x=KEY&y=KEY``
-    names other arrays) or ``folder:DIR`` (one sub-folder of images per class, or
-    ``train/`` and ``test/`` folders of them): see :mod:`vtrust.data.files`. Image
+    names other arrays; ``npz:TRAIN+TEST`` takes the user's splits from two files) or
+    ``folder:DIR`` (one sub-folder of images per class, or ``train/`` and ``test/``
+    folders of them): see :mod:`vtrust.data.files`. Image
     folders are resized to ``shape`` (C, H, W) when it is given.
     """
     kind, _, arg = spec.partition(":")
@@ -172,6 +173,15 @@ def load_parts(spec: str, shape: tuple[int, int, int] | None = None) -> tuple[Pa
         x, y, n = _synthetic(gen_seed)
     elif kind == "idx" and arg:
         x, y, n = _idx(str(Path(arg).expanduser()))
+    elif kind == "npz" and "+" in arg:  # the user's splits in separate files
+        train, _, test = arg.partition("+")
+        parts = {}
+        for name, part in (("train", train), ("test", test)):
+            (loaded,) = npz_parts(*_npz_spec(part)).values()
+            parts[name] = loaded
+        if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
+            raise DatasetError(f"{spec}: train and test images have different shapes")
+        return parts, _class_count(parts)
     elif kind == "npz" and arg:
         parts = npz_parts(*_npz_spec(arg))
         return parts, _class_count(parts)
@@ -218,9 +228,14 @@ def canonical_spec(spec: str) -> str:
     """``spec`` with a file or folder made absolute, so that a model file records data
     that can be found again from any working directory."""
     kind, _, arg = spec.partition(":")
-    if kind in ("idx", "npz", "folder") and arg:
-        path, sep, query = arg.partition("?") if kind == "npz" else (arg, "", "")
-        return f"{kind}:{Path(path).expanduser().resolve()}{sep}{query}"
+    if kind == "npz" and arg:
+        files = []
+        for part in arg.split("+"):
+            path, sep, query = part.partition("?")
+            files.append(f"{Path(path).expanduser().resolve()}{sep}{query}")
+        return f"npz:{'+'.join(files)}"
+    if kind in ("idx", "folder") and arg:
+        return f"{kind}:{Path(arg).expanduser().resolve()}"
     return spec
 
 

@@ -225,6 +225,25 @@ def _substitutions(model, splits, circuit_name: str) -> list[dict[str, Any]]:
     return rows
 
 
+def verdict_lines(result: dict[str, Any]) -> list[str]:
+    """The watermark and proof verdicts of an audit as text lines (indented: the
+    substitution attacks under the proof)."""
+    lines = []
+    mark = result["watermark"]
+    if mark is not None:
+        owned = "owned" if mark["owned"] else "NOT verified"
+        lines.append(f"watermark: {owned} (p = {mark['p_value']:.3g})")
+    proof = result["proof"]
+    if proof.get("applicable"):
+        lines.append(
+            "proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})")
+        )
+        for row in proof.get("substitutions", []):
+            verdict = "ACCEPTED — the verifier is fooled" if row["accepted"] else "rejected"
+            lines.append(f"  {row['attack']:<22} {verdict}: {row['reason']}")
+    return lines
+
+
 def audit_report(result: dict[str, Any]):
     """The audit as a :class:`vtrust.report.Report`: tables, skipped parts, a plot of
     every attack's fidelity against its queries."""
@@ -275,16 +294,7 @@ def audit_report(result: dict[str, Any]):
             ),
             "Fidelity of each attack's thief against the queries it spent",
         )
-    mark = result["watermark"]
-    if mark is not None:
-        report.add_text(
-            f"Watermark: {'owned' if mark['owned'] else 'NOT verified'} "
-            f"(p = {mark['p_value']:.3g})."
-        )
-    proof = result["proof"]
-    if proof.get("applicable"):
-        report.add_text(
-            "Proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})")
-        )
+    for line in verdict_lines(result):
+        report.add_text(line.strip())
     report.add_table("Skipped", ["part", "why"], sorted(result["skipped"].items()))
     return report

@@ -146,8 +146,8 @@ def _rebuild(meta: dict[str, Any], source: str) -> ZooModel:
 
 
 ZOO_ONLY = (
-    "embedding, fingerprints, calibration, quantize/prove and the enclave work on "
-    "vtrust model files (zoo architectures)"
+    "this needs a vtrust model file (a zoo architecture); other formats work with info, "
+    "audit, attack run, defense replay, evaluate and watermark verify/robustness"
 )
 
 
