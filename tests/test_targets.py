@@ -193,3 +193,25 @@ def test_a_missing_extra_is_named(byom, monkeypatch):
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
     with pytest.raises(MissingExtra, match=r"vtrust\[litert\]"):
         load_target(TFLITE)
+
+
+def test_npz_arrays_the_user_names_and_folder_splits(tmp_path):
+    from PIL import Image
+
+    from vtrust.data import load_dataset
+
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "named.npz", images=rng.integers(0, 256, (40, 8, 8), dtype=np.uint8),
+             labels=np.arange(40) % 4)  # fmt: skip
+    named = load_dataset(f"npz:{tmp_path / 'named.npz'}?x=images&y=labels")
+    assert named.n_classes == 4 and named.spec.endswith("?x=images&y=labels")
+    for part, count in (("train", 12), ("test", 4)):
+        for label in ("cat", "dog"):
+            folder = tmp_path / "imgs" / part / label
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.new("L", (6, 6), color=40 * i).save(folder / f"{i}.png")
+    splits = load_dataset(f"folder:{tmp_path / 'imgs'}")
+    assert splits.user_splits and len(splits.test) == 8 and len(splits.victim) == 16
+    with pytest.raises(DatasetError, match="no array 'pixels'"):
+        load_dataset(f"npz:{tmp_path / 'named.npz'}?x=pixels&y=labels")
