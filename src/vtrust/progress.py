@@ -1,18 +1,33 @@
-"""Progress display for long work: tqdm bars and stage lines on stderr, switched off for
-the whole process by the CLI's ``--quiet`` flag or the ``VTRUST_QUIET`` environment variable."""
+"""Progress display for long work, on stderr, switched off for the whole process by the
+CLI's ``--quiet`` flag or the ``VTRUST_QUIET`` environment variable.
+
+* On a terminal: tqdm bars, and :func:`stage` lines between them.
+* In a log (stderr not a terminal): no bars; :func:`stage` lines, and a heartbeat thread
+  that, whenever nothing was printed for ``HEARTBEAT_SECONDS``, prints where the work is —
+  the innermost running bar's position, elapsed time and an estimate of what is left, or
+  the last stage and how long it has run — so a CI log never looks like a hung process.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
-from typing import TypeVar
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
 T = TypeVar("T")
 
+HEARTBEAT_SECONDS = float(os.environ.get("VTRUST_HEARTBEAT", "8"))
+
 _enabled = os.environ.get("VTRUST_QUIET", "") in ("", "0")
+_lock = threading.Lock()
+_state: dict[str, Any] = {"last_print": time.monotonic(), "stage": None, "stage_at": 0.0}
+_bars: list[LogBar] = []
+_heartbeat: threading.Thread | None = None
 
 
 def set_enabled(enabled: bool) -> None:
@@ -21,11 +36,100 @@ def set_enabled(enabled: bool) -> None:
     _enabled = enabled
 
 
-def bar(iterable: Iterable[T], desc: str, total: int | None = None, **kwargs) -> tqdm:
-    """A tqdm progress bar over ``iterable`` labelled ``desc``.
+def _in_log() -> bool:
+    return _enabled and not sys.stderr.isatty()
 
-    Drawn only when enabled and stderr is a terminal; logs get :func:`stage` lines instead.
-    """
+
+def _emit(line: str) -> None:
+    with _lock:
+        _state["last_print"] = time.monotonic()
+    tqdm.write(line, file=sys.stderr)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+class LogBar:
+    """A bar's counterpart in a log: counts, and tells the heartbeat where it is."""
+
+    def __init__(self, iterable: Iterable[T] | None, desc: str, total: int | None) -> None:
+        self.iterable = iterable
+        self.desc = desc
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        self.total = total
+        self.n = 0
+        self.postfix = ""
+        self.started = time.monotonic()
+        with _lock:
+            _bars.append(self)
+        _ensure_heartbeat()
+
+    def __iter__(self) -> Iterator[T]:
+        try:
+            for item in self.iterable or ():
+                yield item
+                self.n += 1
+        finally:
+            self.close()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, **values: Any) -> None:
+        """Figures shown after the position (a loss, say)."""
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+
+    def close(self) -> None:
+        with _lock:
+            if self in _bars:
+                _bars.remove(self)
+
+    def status(self) -> str:
+        elapsed = time.monotonic() - self.started
+        extra = f" ({self.postfix})" if self.postfix else ""
+        if self.total:
+            left = elapsed / self.n * (self.total - self.n) if self.n else None
+            eta = f", ~{_duration(left)} left" if left is not None else ""
+            return f"[{self.desc}] {self.n}/{self.total}{extra}, {_duration(elapsed)} elapsed{eta}"
+        return f"[{self.desc}] {self.n} done{extra}, {_duration(elapsed)} elapsed"
+
+
+def _beat() -> None:
+    while True:
+        time.sleep(min(1.0, HEARTBEAT_SECONDS / 4))
+        if not _in_log():
+            continue
+        with _lock:
+            quiet_for = time.monotonic() - _state["last_print"]
+            inner = _bars[-1] if _bars else None
+            stage_text, stage_at = _state["stage"], _state["stage_at"]
+        if quiet_for < HEARTBEAT_SECONDS:
+            continue
+        if inner is not None:
+            _emit(inner.status())
+        elif stage_text is not None:
+            _emit(f"{stage_text} … still running, {_duration(time.monotonic() - stage_at)}")
+        else:
+            with _lock:
+                _state["last_print"] = time.monotonic()
+
+
+def _ensure_heartbeat() -> None:
+    global _heartbeat
+    if _heartbeat is None and _in_log():
+        with _lock:
+            if _heartbeat is None:
+                _heartbeat = threading.Thread(target=_beat, name="vtrust-progress", daemon=True)
+                _heartbeat.start()
+
+
+def bar(iterable: Iterable[T] | None, desc: str, total: int | None = None, **kwargs):
+    """A progress bar over ``iterable`` labelled ``desc``: tqdm on a terminal, a
+    :class:`LogBar` the heartbeat reports in a log, nothing when disabled."""
+    if _in_log():
+        return LogBar(iterable, desc, total)
     return tqdm(
         iterable,
         desc=desc,
@@ -40,4 +144,7 @@ def bar(iterable: Iterable[T], desc: str, total: int | None = None, **kwargs) ->
 def stage(message: str) -> None:
     """Print one progress line (a stage of a longer job) to stderr, if enabled."""
     if _enabled:
-        tqdm.write(message, file=sys.stderr)
+        with _lock:
+            _state["stage"], _state["stage_at"] = message, time.monotonic()
+        _ensure_heartbeat()
+        _emit(message)
