@@ -126,3 +126,31 @@ def test_demo_trains_default_models_to_target_accuracy(capsys, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "report.json").read_text()) == data
     assert Path(tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_threads_option_sets_torch_and_blas(capsys, monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)  # restored after the test
+    try:
+        assert run(["--threads", "1", "catalog", "list", "--section", "circuits"]) == 0
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("VTRUST_THREADS", "zero")
+        assert run(["catalog", "list", "--json"]) == 2
+        captured = capsys.readouterr()
+        assert "positive integer" in captured.err
+    finally:
+        from vtrust import threads
+
+        torch.set_num_threads(before)
+        threads._limits.restore_original_limits()
+
+
+def test_json_failures_are_one_json_object_on_stdout(tmp_path, capsys):
+    assert run(["info", str(tmp_path / "missing.vtm"), "--json"]) == 2
+    captured = capsys.readouterr()
+    outcome = json.loads(captured.out)
+    assert outcome["exit_code"] == 2 and "missing.vtm" in outcome["error"]
+    assert captured.err.count("\n") == 1

@@ -7,6 +7,7 @@ stderr and exit with code 2; no traceback reaches the user.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -25,23 +26,29 @@ from vtrust.errors import VtrustError  # noqa: E402
 __all__ = ["cli", "main"]
 
 
-def _fail(message: str, code: int) -> int:
+def _fail(message: str, code: int, as_json: bool = False) -> int:
     first_line = " ".join(str(message).split()) or "error"
     click.echo(f"vtrust: error: {first_line}", err=True)
+    if as_json:  # a pipeline parses every outcome from stdout
+        click.echo(json.dumps({"error": first_line, "exit_code": code}, sort_keys=True))
     return code
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI with ``argv`` and return its exit code (never raises)."""
+    """Run the CLI with ``argv`` and return its exit code (never raises). Exit codes: 0
+    success, 1 a negative verdict (the command's own), 2 bad input, 3 internal error,
+    130 interrupted; with ``--json``, a failure also prints ``{"error", "exit_code"}``."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in args
     try:
-        result = cli.main(args=argv, prog_name="vtrust", standalone_mode=False)
+        result = cli.main(args=args, prog_name="vtrust", standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        return _fail(exc.format_message() + hint, 2)
+        return _fail(exc.format_message() + hint, 2, as_json)
     except click.ClickException as exc:
-        return _fail(exc.format_message(), 2)
+        return _fail(exc.format_message(), 2, as_json)
     except VtrustError as exc:
-        return _fail(str(exc), 2)
+        return _fail(str(exc), 2, as_json)
     except (click.Abort, KeyboardInterrupt):
         return _fail("interrupted", 130)
     except BrokenPipeError:
@@ -50,7 +57,9 @@ def run(argv: list[str] | None = None) -> int:
         if os.environ.get("VTRUST_DEBUG"):
             traceback.print_exc()
         return _fail(
-            f"internal error: {type(exc).__name__}: {exc} (set VTRUST_DEBUG=1 for details)", 3
+            f"internal error: {type(exc).__name__}: {exc} (set VTRUST_DEBUG=1 for details)",
+            3,
+            as_json,
         )
     return result if isinstance(result, int) else 0
 

@@ -23,10 +23,18 @@ from vtrust.models import ARCHITECTURES, save_model
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="vtrust")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or stage lines.")
-def cli(quiet: bool) -> None:
+@click.option("--threads", default=None, metavar="N",
+              help="Compute threads for torch and BLAS (default: VTRUST_THREADS, else the "
+              "libraries' own); 1 speeds up small per-query work on a loaded machine.")  # fmt: skip
+def cli(quiet: bool, threads: str | None) -> None:
     """vtrust: protect ML models on untrusted devices and verify what they compute."""
+    from vtrust.threads import requested, set_threads
+
     if quiet:
         progress.set_enabled(False)
+    count = requested(threads)
+    if count is not None:
+        set_threads(count)
 
 
 @cli.command()
