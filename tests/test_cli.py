@@ -154,3 +154,22 @@ def test_json_failures_are_one_json_object_on_stdout(tmp_path, capsys):
     outcome = json.loads(captured.out)
     assert outcome["exit_code"] == 2 and "missing.vtm" in outcome["error"]
     assert captured.err.count("\n") == 1
+
+
+def test_version_and_help_import_neither_torch_nor_numba():
+    probe = (
+        "import sys\n"
+        "from vtrust.cli import run\n"
+        "assert run(['--version']) == 0 and run(['--help']) == 0\n"
+        "heavy = [m for m in ('torch', 'numba', 'sklearn', 'matplotlib') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_light_architecture_names_are_the_zoo():
+    from vtrust.cli.app import ARCH_NAMES
+    from vtrust.models import ARCHITECTURES
+
+    assert tuple(sorted(ARCHITECTURES)) == ARCH_NAMES

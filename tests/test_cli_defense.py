@@ -66,3 +66,11 @@ def test_replay_rejects_bad_query_files(capsys, mlp_file, tmp_path):
     code = run(["defense", "replay", "--target", str(mlp_file), "--defense", "shift",
                 "--queries", str(good), "--state", str(state)])  # fmt: skip
     assert code == 2 and "detector state" in capsys.readouterr().err
+
+
+def test_replay_of_a_missing_query_log_is_named(tmp_path, capsys):
+    from vtrust.cli import run
+
+    code = run(["defense", "replay", "--target", str(tmp_path / "m.vtm"), "--defense", "prada",
+                "--queries", str(tmp_path / "log.npy")])  # fmt: skip
+    assert code == 2 and "log.npy: no such file" in capsys.readouterr().err

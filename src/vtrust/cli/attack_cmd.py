@@ -13,7 +13,6 @@ from vtrust.cli.common import (
     simulation_seed_option,
     target_splits,
 )
-from vtrust.report import Report, line_plot
 
 
 @click.group()
@@ -98,6 +97,8 @@ def attack_run(
 
 def write_attack_report(result: dict, out: Path) -> None:
     """report.json, report.md and curve.png for one attack run."""
+    from vtrust.report import Report, line_plot
+
     report = Report(f"Attack {result['attack']} against {result['target']}")
     seed = result["seed"] if result["seed"] is not None else "0 (defenses unseeded)"
     report.add_text(

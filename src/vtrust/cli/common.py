@@ -23,6 +23,23 @@ def target_splits(model_file: Path, data: str | None = None, options=None):
     return load_target_and_splits(model_file, data, options or LoadOptions())
 
 
+def load_npy(path: Path):
+    """A plain ``.npy`` array (never unpickled); InputError naming a missing file or a
+    file that is not one."""
+    import numpy as np
+
+    from vtrust.errors import InputError
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a .npy file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not a .npy array ({exc})") from None
+
+
 def zoo_model(target, operation: str):
     """The zoo model of a vtrust-file target, for operations that rebuild or save its
     architecture; BlackBoxOnly for a black box, InputError for another white-box format."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, model_options, target_splits
+from vtrust.cli.common import data_option, emit_json, load_npy, model_options, target_splits
 
 
 @click.group()
@@ -61,16 +61,12 @@ def defense_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def defense_replay(target, defenses, queries, client, state, seed, data, options, as_json):
     """Send a client's logged queries through the defenses and report any alarm."""
-    import numpy as np
 
     from vtrust.defenses.deployment import Deployment
     from vtrust.defenses.detection import StreamDetector
-    from vtrust.errors import InputError, QueryRefused
+    from vtrust.errors import QueryRefused
 
-    try:
-        x = np.load(queries, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{queries}: not a .npy array ({exc})") from None
+    x = load_npy(queries)
     model, splits = target_splits(target, data, options)
     oracle = Deployment.of(defenses).oracle(model, splits.victim, seed=seed)
     detectors = [d for d in oracle.defenses if isinstance(d, StreamDetector)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json
+from vtrust.cli.common import data_option, emit_json, load_npy
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -47,16 +47,10 @@ def _compile(model_file: Path, circuit_name: str | None):
 
 def _images(input_file: Path, input_shape: tuple[int, ...], batch: int):
     """A .npy batch of real images (N, C, H, W), 1 ≤ N ≤ batch, or InputError."""
-    import numpy as np
 
     from vtrust.errors import InputError
 
-    try:
-        images = np.load(input_file, allow_pickle=False)
-    except FileNotFoundError:
-        raise InputError(f"{input_file}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{input_file}: not a .npy array ({exc})") from None
+    images = load_npy(input_file)
     if images.dtype.kind not in "biuf":
         raise InputError(f"{input_file}: images must be real numbers, not {images.dtype}")
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape):
