@@ -55,7 +55,10 @@ def cli(quiet: bool, threads: str | None) -> None:
     "--split-seed", type=int, default=0, show_default=True, help="Seed of the data splits."
 )
 @click.option(
-    "--epochs", type=click.IntRange(min=0), default=None, help="Override the tuned epochs."
+    "--epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Override the tuned epochs (at least 1: an untrained model is not saved).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -155,8 +158,10 @@ def catalog_list(section: str | None, as_json: bool) -> None:
         click.echo(f"{s}:")
         if not entries[s]:
             click.echo("  (none)")
+        name_width = max((len(e["name"]) for e in entries[s]), default=0) + 2
+        kind_width = max((len(e["kind"]) for e in entries[s]), default=0) + 2
         for e in entries[s]:
-            click.echo(f"  {e['name']:<24} {e['kind']:<16} {e['description']}")
+            click.echo(f"  {e['name']:<{name_width}}{e['kind']:<{kind_width}}{e['description']}")
 
 
 @cli.command()

@@ -30,8 +30,10 @@ def attack_list(as_json: bool) -> None:
     if as_json:
         emit_json({"attacks": [e.to_json() for e in entries]})
         return
+    name_width = max((len(e.name) for e in entries), default=0) + 2
+    kind_width = max((len(e.kind) for e in entries), default=0) + 2
     for e in entries:
-        click.echo(f"{e.name:<28} {e.kind:<17} {e.description}")
+        click.echo(f"{e.name:<{name_width}}{e.kind:<{kind_width}}{e.description}")
 
 
 @attack.command("run")
@@ -85,9 +87,11 @@ def attack_run(
     if as_json:
         emit_json(result)
         return
+    subject = {"removal": "attacked model (strongest setting)", "direct": "stolen copy"}
     click.echo(
-        f"{entry.name}: thief accuracy {result['thief_accuracy']:.4f}, fidelity "
-        f"{result['fidelity']:.4f}, {result['queries']} queries, {result['seconds']:.1f} s"
+        f"{entry.name}: {subject.get(result['category'], 'thief')} accuracy "
+        f"{result['thief_accuracy']:.4f}, fidelity {result['fidelity']:.4f}, "
+        f"{result['queries']} queries, {result['seconds']:.1f} s"
         + (f" (stopped: {result['stopped']})" if result.get("stopped") else "")
     )
     for name, flag in result.get("defenses", {}).items():
