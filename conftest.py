@@ -76,3 +76,12 @@ def mnist_dir():
     if not (MNIST_DIR / "t10k-images-idx3-ubyte.gz").exists():
         pytest.skip("shared MNIST files are not present")
     return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def byom(tmp_path_factory):
+    """A user's own (non-zoo) model in every format vtrust reads, and its RGB data
+    (``tests/byom_model.py``)."""
+    from byom_model import build
+
+    return build(tmp_path_factory.mktemp("byom"))

@@ -2,14 +2,16 @@
 CLI's ``--quiet`` flag or the ``VTRUST_QUIET`` environment variable.
 
 * On a terminal: tqdm bars, and :func:`stage` lines between them.
-* In a log (stderr not a terminal): no bars; :func:`stage` lines, and a heartbeat thread
-  that, whenever nothing was printed for ``HEARTBEAT_SECONDS``, prints where the work is —
+* In a log (stderr not a terminal): no bars; :func:`stage` lines, and — while a command
+  runs (:func:`running`, which the CLI enters) — a heartbeat thread that, whenever
+  nothing was printed for ``HEARTBEAT_SECONDS``, prints where the work is —
   the innermost running bar's position, elapsed time and an estimate of what is left, or
   the last stage and how long it has run — so a CI log never looks like a hung process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -25,7 +27,8 @@ HEARTBEAT_SECONDS = float(os.environ.get("VTRUST_HEARTBEAT", "8"))
 
 _enabled = os.environ.get("VTRUST_QUIET", "") in ("", "0")
 _lock = threading.Lock()
-_state: dict[str, Any] = {"last_print": time.monotonic(), "stage": None, "stage_at": 0.0}
+_state: dict[str, Any] = {"last_print": time.monotonic(), "stage": None, "stage_at": 0.0,
+                          "active": 0, "started": time.monotonic()}  # fmt: skip
 _bars: list[LogBar] = []
 _heartbeat: threading.Thread | None = None
 
@@ -105,15 +108,31 @@ def _beat() -> None:
             quiet_for = time.monotonic() - _state["last_print"]
             inner = _bars[-1] if _bars else None
             stage_text, stage_at = _state["stage"], _state["stage_at"]
-        if quiet_for < HEARTBEAT_SECONDS:
+            active, started = _state["active"], _state["started"]
+        if not active or quiet_for < HEARTBEAT_SECONDS:
             continue
         if inner is not None:
             _emit(inner.status())
         elif stage_text is not None:
             _emit(f"{stage_text} … still running, {_duration(time.monotonic() - stage_at)}")
         else:
-            with _lock:
-                _state["last_print"] = time.monotonic()
+            _emit(f"[vtrust] working, {_duration(time.monotonic() - started)} elapsed")
+
+
+@contextlib.contextmanager
+def running() -> Iterator[None]:
+    """The span of one command: the heartbeat speaks only inside it (so a process that
+    ran a command and moved on — a test suite, a notebook — hears nothing stale), and
+    starts at once, before the command's imports and set-up."""
+    with _lock:
+        _state["active"] += 1
+        _state.update(last_print=time.monotonic(), started=time.monotonic(), stage=None)
+    _ensure_heartbeat()
+    try:
+        yield
+    finally:
+        with _lock:
+            _state["active"] -= 1
 
 
 def _ensure_heartbeat() -> None:

@@ -20,6 +20,7 @@ os.environ.setdefault("MKL_DYNAMIC", "FALSE")
 
 import click  # noqa: E402
 
+from vtrust import progress  # noqa: E402
 from vtrust.cli.app import cli  # noqa: E402
 from vtrust.errors import VtrustError  # noqa: E402
 
@@ -41,7 +42,8 @@ def run(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in args
     try:
-        result = cli.main(args=args, prog_name="vtrust", standalone_mode=False)
+        with progress.running():
+            result = cli.main(args=args, prog_name="vtrust", standalone_mode=False)
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
         return _fail(exc.format_message() + hint, 2, as_json)
