@@ -396,3 +396,19 @@ def test_the_mnist_sized_litert_fixture():
 
     target = load_target("tests/fixtures/mnist_int8.tflite")
     assert target.input_shape == (1, 28, 28) and target.n_classes == 10
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--input-shape", "3,8", "expected 3 numbers"), ("--value-range", "0,x", "comma-separated"),
+     ("--arch-module", "nocolon", "pkg.module:Class")],
+)  # fmt: skip
+def test_malformed_model_options_are_one_line_exit_2(
+    byom, tmp_path, capsys, option, value, message
+):
+    out = tmp_path / "r"
+    code = run(["audit", str(byom["state_dict"]), "--data", npz(byom), "--quick", option, value,
+                "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not out.exists()

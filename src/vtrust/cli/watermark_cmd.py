@@ -323,7 +323,9 @@ def robustness_options(command):
         click.option(
             "--max-accuracy-drop", type=click.FloatRange(0, 1), default=0.05, show_default=True
         ),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seeds the simulated attacker only (removal, thieves, forged "
+                     "secrets it grinds); no owner secret depends on it."),  # fmt: skip
         data_option,
         model_options,
     ]
