@@ -3,6 +3,10 @@
 * PRADA: cost per query with 1k, 10k and 100k queries stored in a client's growing sets
   (MNIST-sized 784-pixel queries, ten classes; each round feeds 10 queries, which
   includes one Shapiro–Wilk test): ``extra_info['ms_per_query']``.
+* PRADA at 10k stored: the oracle's default (detectors on one thread,
+  ``threads.small_work``) against the libraries' default pools, ABBA-interleaved in one
+  run: ``extra_info['default_pools_over_one_thread']`` (the gain; large on a loaded
+  machine).
 * Shift detector: cost per query at batch 1.
 * MAD: an oracle with MAD-argmax answering a batch of 256 against the undefended oracle,
   timed in the same run: ``extra_info['ratio_to_undefended']``.
@@ -48,6 +52,33 @@ def test_prada_cost_per_query(benchmark, stored):
     if benchmark.stats:
         benchmark.extra_info["ms_per_query"] = benchmark.stats["mean"] * 1000 / len(x)
     assert state.last_w is not None
+
+
+def test_prada_on_one_thread_against_the_default_pools(benchmark):
+    import torch
+
+    from vtrust.threads import small_work
+    from vtrust.timing import interleaved
+
+    det = Prada(PradaParams(delta=1e-9, test_every=10))
+    state = filled_state(10_000)
+    rng = np.random.default_rng(1)
+    x = rng.random((10, 1, 28, 28), dtype=np.float32)
+    probs = np.eye(10)[rng.integers(0, 10, 10)]
+
+    def one_thread():
+        with small_work():
+            det.update(state, x, probs)
+
+    benchmark.pedantic(one_thread, rounds=1, iterations=1)
+    if benchmark.enabled:
+        timed = interleaved(one_thread, lambda: det.update(state, x, probs), rounds=40)
+        benchmark.extra_info.update(
+            one_thread_ms_per_query=timed["a_s"] * 1000 / len(x),
+            default_pools_ms_per_query=timed["b_s"] * 1000 / len(x),
+            default_pools_over_one_thread=timed["ratio"],
+            torch_threads=torch.get_num_threads(),
+        )
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,7 @@ def main() -> None:
     started = time.perf_counter()
     progress.stage("[matrix] training the MLP victim")
     trained = train_model(args.dataset, "mlp", seed=args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
     victim = args.out / "victim.safetensors"
     save_model(victim, trained.model, trained.metadata)
     spec = MatrixSpec(str(victim), DEFENSES, ATTACKS, seeds=args.seeds, budget=args.budget)

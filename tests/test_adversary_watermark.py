@@ -210,3 +210,15 @@ def test_malformed_notary_files_are_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "internal" not in err, err
         assert (tmp_path / "key.json").read_text() == before
+
+
+def test_the_ambiguity_attack_runs_on_a_target_whose_first_layer_is_small(small_cnn, digits):
+    """As the CLI calls it: on a target (not a bare module), against a 256-bit mark on a
+    CNN whose first convolution holds only 144 weights — the stated-bits forgery reads
+    the victim's own layer."""
+    from vtrust.targets import as_target
+
+    key = new_static_key(small_cnn, bits=256, seed=1)
+    assert key.static.layer != "layers.conv1"
+    forgery = Ambiguity(AmbiguityParams(tries=3)).forge(as_target(small_cnn), digits, key)
+    assert forgery.tries == 3 and not forgery.succeeded and not forgery.stated_bits_accepted

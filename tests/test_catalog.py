@@ -4,13 +4,16 @@ from typing import Literal
 import pytest
 
 from vtrust.catalog import (
+    KIND_MODULES,
     SECTIONS,
     catalog_dir,
     kinds,
     list_entries,
+    listing,
     load_entry,
     parse_entry,
     parse_params,
+    register,
 )
 from vtrust.errors import CatalogError
 
@@ -22,6 +25,25 @@ def test_every_shipped_entry_validates_and_builds():
             assert entry.build() is not None
             assert entry.description
     assert {e.name for e in list_entries("defenses")} >= {"round-2", "top-1", "limit-1k"}
+
+
+def test_every_declared_kind_registers_in_its_module_and_listings_agree():
+    for section in SECTIONS:
+        registered = kinds(section)
+        assert sorted(registered) == sorted(KIND_MODULES[section])
+        for name, module in KIND_MODULES[section].items():
+            assert registered[name].build.__module__ == module
+        full = [(e.name, e.kind, e.description) for e in list_entries(section)]
+        assert [(e.name, e.kind, e.description) for e in listing(section)] == full
+
+
+def test_an_undeclared_kind_cannot_register():
+    @dataclass(frozen=True)
+    class P:
+        x: int = 1
+
+    with pytest.raises(ValueError, match="not declared"):
+        register("defenses", "lasers", P, "pew")(lambda p: p)
 
 
 def test_catalog_is_the_top_level_folder_in_a_checkout():

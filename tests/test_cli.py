@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -156,16 +157,28 @@ def test_json_failures_are_one_json_object_on_stdout(tmp_path, capsys):
     assert captured.err.count("\n") == 1
 
 
-def test_version_and_help_import_neither_torch_nor_numba():
+@pytest.mark.parametrize(
+    "argv",
+    [["--version"], ["--help"], ["catalog", "list"], ["attack", "list", "--json"],
+     ["defense", "list"], ["info", "MODEL"], ["info", "MODEL", "--json"]],
+    ids=["version", "help", "catalog", "attacks", "defenses", "info", "info-json"],
+)  # fmt: skip
+def test_light_commands_import_neither_torch_nor_numba(argv, tmp_path, small_mlp):
+    from vtrust.models import save_model
+
+    model = tmp_path / "m.vtm"
+    save_model(model, small_mlp, {"dataset": {"spec": "digits", "split_seed": 0}})
+    argv = [str(model) if a == "MODEL" else a for a in argv]
     probe = (
         "import sys\n"
         "from vtrust.cli import run\n"
-        "assert run(['--version']) == 0 and run(['--help']) == 0\n"
+        f"assert run({argv!r}) == 0\n"
         "heavy = [m for m in ('torch', 'numba', 'sklearn', 'matplotlib') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert done.stdout.strip()
 
 
 def test_the_light_architecture_names_are_the_zoo():
@@ -173,3 +186,108 @@ def test_the_light_architecture_names_are_the_zoo():
     from vtrust.models import ARCHITECTURES
 
     assert tuple(sorted(ARCHITECTURES)) == ARCH_NAMES
+
+
+def test_an_internal_error_exits_3_with_one_line_and_json(monkeypatch, capsys, tmp_path):
+    import vtrust.targets.sniff
+
+    def broken(raw):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(vtrust.targets.sniff, "sniff", broken)
+    (tmp_path / "m").write_bytes(b"x" * 16)
+    assert run(["info", str(tmp_path / "m"), "--json"]) == 3
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {
+        "error": "internal error: ZeroDivisionError: a bug (set VTRUST_DEBUG=1 for details)",
+        "exit_code": 3,
+    }
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["attack", "run", "no-such-attack", "--target", "MODEL"],
+     ["attack", "run", "jbda", "--target", "MODEL", "--defense", "no-such-defense"],
+     ["gate", "watermark", "--model", "MODEL", "--key", "missing-key.json"],
+     ["watermark", "verify", "--model", "MODEL", "--key", "missing-key.json"],
+     ["info", "MODEL", "--layout", "NCWH"]],
+    ids=["attack", "defense", "gate-key", "verify-key", "bad-option"],
+)  # fmt: skip
+def test_bad_input_exits_2_with_one_json_object(argv, capsys, tmp_path, small_mlp):
+    from vtrust.models import save_model
+
+    model = tmp_path / "m.vtm"
+    save_model(model, small_mlp, {"dataset": {"spec": "digits", "split_seed": 0}})
+    argv = [str(model) if a == "MODEL" else str(tmp_path / a) if a.endswith(".json") else a
+            for a in argv]  # fmt: skip
+    assert run(["-q", *argv, "--json"]) == 2
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["exit_code"] == 2
+    assert captured.err.count("\n") == 1
+
+
+def _commands(command, path):
+    import click
+
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, [*path, name])
+    yield path, command
+
+
+def test_every_command_and_option_has_help_and_names_point_to_their_lists():
+    import click
+
+    from vtrust.cli.app import cli as group
+
+    for path, command in _commands(group, ["vtrust"]):
+        assert command.help, path
+        for param in command.params:
+            if not isinstance(param, click.Option):
+                continue
+            assert param.help, (path, param.opts)
+            if {"--attack", "--defense", "--circuit"} & set(param.opts):
+                assert "list" in param.help, (path, param.opts)
+
+
+def test_group_help_shows_whole_first_sentences(capsys):
+    import click
+
+    from vtrust.cli.app import cli as group
+
+    for path, command in _commands(group, ["vtrust"]):
+        if isinstance(command, click.Group):
+            assert run([*path[1:], "--help"]) == 0
+            listed = capsys.readouterr().out.split("Commands:", 1)[1]
+            assert "..." not in listed, path
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path, capsys):
+    """A typo in --out must not create folders or put a secret somewhere unexpected."""
+    for argv in (["keygen", "--out", "typo/k.json"],
+                 ["train", "--arch", "softmax", "--out", "typo/m.vtm"],
+                 ["watermark", "embed", "--kind", "static", "--model", "m.vtm",
+                  "--out", "w.vtm", "--key-out", "typo/key.json"]):  # fmt: skip
+        argv = [str(tmp_path / a) if "/" in a or a.endswith(".vtm") else a for a in argv]
+        started = time.perf_counter()
+        assert run(["-q", *argv, "--json"]) == 2, argv
+        assert time.perf_counter() - started < 5  # refused at parsing, not after training
+        assert "does not exist" in json.loads(capsys.readouterr().out)["error"]
+    assert not (tmp_path / "typo").exists()
+
+
+def test_secrets_are_private_and_reports_get_the_users_default_mode(tmp_path):
+    import os
+
+    from vtrust.report import Report
+
+    assert run(["-q", "keygen", "--out", str(tmp_path / "k.json")]) == 0
+    assert (tmp_path / "k.json").stat().st_mode & 0o777 == 0o600
+    mask = os.umask(0o022)
+    try:
+        Report("t").write(tmp_path / "new" / "report-dir", {"x": 1})  # a report folder: made
+    finally:
+        os.umask(mask)
+    written = tmp_path / "new" / "report-dir" / "report.json"
+    assert written.stat().st_mode & 0o777 == 0o644

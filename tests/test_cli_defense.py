@@ -20,7 +20,7 @@ def test_defense_list(capsys):
     assert {"prada", "shift", "shift-global", "mad", "mad-argmax", "reverse-sigmoid"} <= set(
         entries
     )
-    assert entries["mad-argmax"]["params"]["keep_top1"] is True
+    assert entries["mad-argmax"]["settings"]["keep_top1"] is True  # what its file sets
     assert run(["defense", "list"]) == 0
     assert "prada" in capsys.readouterr().out
 

@@ -171,3 +171,39 @@ def test_quantize_refuses_a_model_without_circuit_form(capsys, tmp_path):
                 "--epochs", "0", "--out", str(out)])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and not out.exists()
+
+
+def test_every_outcome_is_an_exit_code_and_one_json_object(capsys, proved, tmp_path):
+    """0 accepted, 1 a forged proof (a verdict), 2 a missing or unreadable proof, a
+    missing model, an input of the wrong shape (bad input) — each with --json as one
+    object on stdout that a pipeline can parse."""
+    d, tuned, doc = proved
+    forged = copy.deepcopy(doc)
+    forged["outputs"][0][0] = (int(forged["outputs"][0][0]) + 1) % (2**61 - 1)  # a lie
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    (tmp_path / "junk.json").write_text("{")
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 1, 5, 5), np.float32))
+    model, proof = str(tuned), str(d / "p.json")
+    cases = [
+        (["verify", "--model", model, "--proof", proof], 0, "accepted"),
+        (["verify", "--model", model, "--proof", str(tmp_path / "forged.json")], 1, "accepted"),
+        (["verify", "--model", model, "--proof", str(tmp_path / "missing.json")], 2, "error"),
+        (["verify", "--model", model, "--proof", str(tmp_path / "junk.json")], 1, "accepted"),
+        (["verify", "--model", str(tmp_path / "none.st"), "--proof", proof], 2, "error"),
+        (["prove", "--model", model, "--circuit", "quad-digits", "--input",
+          str(tmp_path / "wrong.npy"), "--out", str(tmp_path / "o.json")], 2, "error"),
+        (["prove", "--model", model, "--circuit", "no-such-circuit", "--input",
+          str(d / "x.npy"), "--out", str(tmp_path / "o.json")], 2, "error"),
+    ]  # fmt: skip
+    for argv, expected, key in cases:
+        code = run(["-q", *argv, "--json"])
+        out = capsys.readouterr().out
+        assert code == expected, (argv, out)
+        assert out.count("\n") == 1, out
+        outcome = json.loads(out)
+        assert key in outcome, outcome
+        if key == "error":
+            assert outcome["exit_code"] == 2
+        else:
+            assert outcome["accepted"] is (expected == 0)
+    assert not (tmp_path / "o.json").exists()

@@ -140,7 +140,7 @@ def test_gate_bad_input_exits_2(capsys, files, tmp_path):
 
 
 def test_fingerprint_and_trace(capsys, files, tmp_path):
-    registry = tmp_path / "new-folder" / "reg.db"  # created on first use
+    registry = tmp_path / "reg.db"  # created on first use (its folder must exist)
     assert (
         run(
             [
@@ -197,3 +197,19 @@ def test_robustness_report(capsys, files, tmp_path):
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["attacks"][0]["attack"] == "prune-global"
     assert (tmp_path / "robustness-prune-global.png").is_file()
+
+
+def test_the_gate_without_attacks_runs_the_default_set_not_nothing(files, monkeypatch):
+    """A gate that names no attack must not pass by testing nothing."""
+    import vtrust.evaluation.watermark as robustness
+
+    seen = []
+
+    def capture(model, key, splits, entries, **kw):
+        seen.extend(e.name for e in entries)
+        return {"attacks": [], "baseline": {}, "survives_all": False}
+
+    monkeypatch.setattr(robustness, "evaluate_robustness", capture)
+    marked, key = str(files / "marked.st"), str(files / "key.json")
+    assert run(["-q", "gate", "watermark", "--model", marked, "--key", key, "--json"]) == 1
+    assert tuple(seen) == robustness.DEFAULT_ATTACKS and "fine-prune" in seen

@@ -1,9 +1,13 @@
 import json
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vtrust.errors import InputError, ModelFileError
 from vtrust.models import (
@@ -18,6 +22,8 @@ from vtrust.models import (
     save_model,
 )
 from vtrust.models.files import load_model_bytes
+from vtrust.models.header import read_model_header
+from vtrust.models.plans import state_shapes
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
@@ -166,3 +172,51 @@ def test_missing_and_foreign_files(tmp_path):
     save_file({"w": torch.zeros(3)}, tmp_path / "plain.safetensors")
     with pytest.raises(ModelFileError, match="not a vtrust model"):
         load_model(tmp_path / "plain.safetensors")
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    arch=st.sampled_from(["mlp", "cnn", "softmax", "quad"]),
+    channels=st.integers(1, 3),
+    side=st.sampled_from([4, 8, 12]),
+    width=st.integers(1, 9),
+    classes=st.integers(2, 11),
+)
+def test_layer_plans_give_the_shapes_of_the_built_models(arch, channels, side, width, classes):
+    """The torch-free plan is the zoo: its state-dict shapes are the built module's."""
+    params = {
+        "mlp": {"hidden": [width, width + 1]},
+        "cnn": {"channels": [width, 2], "hidden": width},
+        "softmax": {},
+        "quad": {"channels": width, "hidden": width + 2},
+    }[arch]
+    model = build_model(arch, (channels, side, side), classes, params)
+    built = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    assert state_shapes(arch, (channels, side, side), classes, model.spec.params) == built
+
+
+def test_the_header_check_hashes_weights_as_model_sha256_and_needs_no_torch(model_file):
+    raw = model_file.read_bytes()
+    header = read_model_header(raw, "m")
+    loaded = load_model_bytes(raw)
+    assert header.metadata["weights_sha256"] == model_sha256(loaded.model)
+    assert header.n_parameters == sum(p.numel() for p in loaded.model.parameters())
+    probe = (
+        "import sys; from pathlib import Path; from vtrust.models.header import read_model_header\n"
+        f"read_model_header(Path({str(model_file)!r}).read_bytes())\n"
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_header_check_refuses_tensors_that_are_not_the_architectures(model_file, tmp_path):
+    """A file whose checksums are consistent (re-signed by a forger) but whose tensors
+    are not those of its recorded architecture is refused before any model is built."""
+    forged = _rewrite_metadata(  # claims other widths, re-signed
+        model_file.read_bytes(), lambda meta: meta["arch"]["params"].update(hidden=[64, 64])
+    )
+    with pytest.raises(ModelFileError, match="do not fit architecture 'mlp'"):
+        read_model_header(forged, "forged")
+    with pytest.raises(ModelFileError, match="do not fit architecture 'mlp'"):
+        load_model_bytes(forged, source="forged")

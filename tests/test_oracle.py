@@ -82,3 +82,31 @@ def test_flags_are_recorded_without_refusal(small_mlp, digits):
     oracle.query(digits.test.x[:3], client_id="c")
     assert oracle.client("c").flagged_at == {"flag-second": 2}
     assert oracle.client("c").queries == 6
+
+
+def test_defenses_run_on_one_thread_unless_the_user_chose_a_count(small_mlp, digits, monkeypatch):
+    """Small per-query work is not handed to thread pools that a loaded machine makes
+    wait (threads.small_work); the model and everything else keep their threads, and a
+    count the user set (--threads / VTRUST_THREADS) holds for the defenses too."""
+    import threadpoolctl
+    import torch
+
+    from vtrust import threads
+
+    seen = []
+
+    class Spy(QueryDefense):
+        def observe(self, client_id, x, probs):
+            blas = [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                    if i["user_api"] == "blas"]  # fmt: skip
+            seen.append((torch.get_num_threads(), max(blas, default=1)))
+            return Decision()
+
+    monkeypatch.setattr(threads, "_chosen", None)
+    torch.set_num_threads(2)
+    oracle = Oracle(small_mlp, digits.input_shape, defenses=[Spy()])
+    oracle.query(digits.test.x[:4])
+    assert seen[-1] == (1, 1) and torch.get_num_threads() == 2  # restored after
+    monkeypatch.setattr(threads, "_chosen", 2)
+    oracle.query(digits.test.x[:4])
+    assert seen[-1][0] == 2

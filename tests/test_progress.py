@@ -1,40 +1,19 @@
 """Progress in a log: with stderr not a terminal, long commands print a line at least
 every 10 s (stage lines, then the heartbeat's "where it is" lines)."""
 
-import subprocess
 import sys
-import threading
 import time
+
+from timed_stderr import longest_silence, timed_lines
 
 from vtrust import progress
 
 
-def _timed_lines(argv, cwd, env=None):
-    proc = subprocess.Popen([sys.executable, "-c", "from vtrust.cli import main; main()", *argv],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
-    started = time.monotonic()
-    stamps = []
-
-    def read():
-        for line in proc.stderr:
-            stamps.append((time.monotonic() - started, line.rstrip()))
-
-    reader = threading.Thread(target=read)
-    reader.start()
-    proc.wait(timeout=900)
-    reader.join()
-    return proc.returncode, time.monotonic() - started, stamps
-
-
 def test_a_long_command_prints_a_line_at_least_every_10_s_in_a_log(tmp_path):
-    code, total, stamps = _timed_lines(
-        ["train", "--arch", "cnn", "--epochs", "100", "--out", str(tmp_path / "m.vtm")], tmp_path
-    )
+    argv = ["train", "--arch", "cnn", "--epochs", "100", "--out", str(tmp_path / "m.vtm")]
+    code, total, stamps, _ = timed_lines([sys.executable, "-m", "vtrust", *argv], tmp_path)
     assert code == 0, stamps
-    times = [0.0] + [t for t, _ in stamps] + [total]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
-    assert max(gaps) <= 10.0, stamps
+    assert longest_silence(stamps, total) <= 10.0, stamps
     if total > 10:  # long enough to need the heartbeat
         assert any("elapsed" in line for _, line in stamps), stamps
 

@@ -168,3 +168,63 @@ def test_kernels_are_cached_on_disk_in_a_folder_named_by_their_sources(tmp_path)
     folder = tmp_path / "vtrust" / out.rsplit("/", 1)[-1]
     assert out == str(folder) and folder.name.startswith("numba-")
     assert any(folder.rglob("*.nbi")), "no numba cache index was written"
+
+
+def test_editing_a_helper_in_another_file_recompiles_the_kernels_that_inline_it(tmp_path):
+    """ext.py's kernels inline field.py's ``_addmod``; numba's own cache watches only
+    ext.py. An unedited second process loads every kernel from the cache (no miss); after
+    ``_addmod`` is edited in field.py, the next process compiles afresh into a new folder
+    and computes with the edited helper — never the stale machine code."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import vtrust
+
+    package = tmp_path / "src" / "vtrust"
+    shutil.copytree(Path(vtrust.__file__).parent, package,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(tmp_path / "src"), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    code = (
+        "import json, numpy as np, vtrust; from vtrust.proofs import ext as X, _jit\n"
+        f"assert vtrust.__file__.startswith({str(package)!r})\n"
+        "m = np.array([[3], [4]], dtype=np.uint64); z = np.zeros(2, dtype=np.uint64)\n"
+        "re, _ = X.vecmat((np.array([1, 2], dtype=np.uint64), z), m)\n"
+        "s = X._vecmat.stats\n"
+        "print(json.dumps([_jit.FOLDER, int(re[0]), sum(s.cache_hits.values()),"
+        " sum(s.cache_misses.values())]))\n"
+    )
+
+    def run_once():
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    folder, value, _, misses = run_once()
+    assert value == 11 and misses == 1  # 1·3 + 2·4, compiled
+    assert run_once() == [folder, 11, 1, 0]  # a second process: from the cache
+    field = package / "proofs" / "field.py"
+    source = field.read_text()
+    edited = source.replace("    return s - _P if s >= _P else s\n",
+                            "    return (s - _P if s >= _P else s) + np.uint64(1)\n")  # fmt: skip
+    assert edited != source
+    field.write_text(edited)
+    new_folder, new_value, _, new_misses = run_once()
+    assert new_folder != folder and new_misses == 1
+    assert new_value == 11 + 2  # two additions, each now one more: the edited helper ran
+
+
+def test_every_module_that_defines_kernels_is_in_the_cache_key():
+    from pathlib import Path
+
+    from vtrust.proofs import _jit
+
+    here = Path(_jit.__file__).parent
+    users = {p.name for p in here.glob("*.py") if "proofs._jit import" in p.read_text()}
+    inlined = {p.name for p in here.glob("*.py") if "numba.njit(inline" in p.read_text()}
+    assert users | inlined | {"_jit.py"} <= set(_jit.KERNEL_SOURCES)

@@ -12,14 +12,9 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
+from vtrust._lazy import exports  # noqa: E402
+
 _LAZY = ("wrap", "wrap_predict", "load_target", "load_target_and_splits", "Target", "InputSpec")
 
 __all__ = ["__version__", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import vtrust.targets
-
-        return getattr(vtrust.targets, name)
-    raise AttributeError(f"module 'vtrust' has no attribute {name!r}")
+__getattr__ = exports(__name__, dict.fromkeys(_LAZY, "vtrust.targets"))

@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from vtrust.errors import OutputError
+
 
 def _default_mode() -> int:
     mask = os.umask(0)
@@ -18,16 +20,40 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
+def output_folder(path: str | os.PathLike[str]) -> Path:
+    """Create the folder ``path`` (and its parents) for a command's outputs — a report
+    folder the user named with ``--out DIR``; OutputError if it is a file."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputError(f"{folder}: exists and is not a folder") from None
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the folder ({exc.strerror})") from None
+    return folder
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a file to write: OutputError if its folder does not exist (never
+    created silently) or if it is itself a folder."""
+    target = Path(path)
+    if not target.parent.is_dir():
+        raise OutputError(f"{target}: the folder {target.parent} does not exist")
+    if target.is_dir():
+        raise OutputError(f"{target}: is a folder, not a file")
+    return target
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, private: bool = False) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
     A crash or error leaves either the previous file or nothing, never a partial file.
-    Missing parent folders are created. ``private`` files (keys, registries of secrets)
-    are readable by their owner only (0600) from the moment they exist; others get the
-    usual mode (0666 less the umask).
+    The folder must exist (:func:`check_output_path`; :func:`output_folder` makes a
+    report folder). ``private`` files (keys, identities, registries of secrets) are
+    readable by their owner only (0600) from the moment they exist; others get the
+    usual mode (0666 less the umask), so a report a CI job publishes is readable.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = check_output_path(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

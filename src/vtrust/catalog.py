@@ -37,32 +37,41 @@ else:  # pragma: no cover - Python 3.10
 
 SECTIONS = ("attacks", "defenses", "circuits")
 
-# Modules that register the built-in kinds of each section (imported on first use).
-_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "attacks": (
-        "vtrust.attacks.extraction.equation",
-        "vtrust.attacks.extraction.sampling",
-        "vtrust.attacks.extraction.jbda",
-        "vtrust.attacks.extraction.knockoff",
-        "vtrust.attacks.extraction.activethief",
-        "vtrust.attacks.direct",
-        "vtrust.attacks.removal.finetune",
-        "vtrust.attacks.removal.pruning",
-        "vtrust.attacks.removal.quantization",
-        "vtrust.attacks.removal.noise",
-        "vtrust.attacks.removal.distill",
-        "vtrust.attacks.removal.overwrite",
-        "vtrust.attacks.ambiguity",
-        "vtrust.attacks.statement",
-    ),
-    "defenses": (
-        "vtrust.defenses.poisoning",
-        "vtrust.defenses.limits",
-        "vtrust.defenses.prada",
-        "vtrust.defenses.shift",
-        "vtrust.defenses.mad",
-    ),
-    "circuits": ("vtrust.proofs.compiler",),
+# Every built-in kind and the module that registers it (imported only when the kind is
+# used): listing a catalog needs neither torch nor numba; a module registering a kind
+# not declared here is refused, and a test checks that every declared kind registers.
+KIND_MODULES: dict[str, dict[str, str]] = {
+    "attacks": {
+        "equation-solving": "vtrust.attacks.extraction.equation",
+        "random-queries": "vtrust.attacks.extraction.sampling",
+        "line-search": "vtrust.attacks.extraction.sampling",
+        "copycat": "vtrust.attacks.extraction.sampling",
+        "jbda": "vtrust.attacks.extraction.jbda",
+        "knockoff": "vtrust.attacks.extraction.knockoff",
+        "activethief": "vtrust.attacks.extraction.activethief",
+        "direct-stealing": "vtrust.attacks.direct",
+        "fine-tune": "vtrust.attacks.removal.finetune",
+        "prune": "vtrust.attacks.removal.pruning",
+        "fine-prune": "vtrust.attacks.removal.pruning",
+        "quantize": "vtrust.attacks.removal.quantization",
+        "weight-noise": "vtrust.attacks.removal.noise",
+        "weight-shift": "vtrust.attacks.removal.noise",
+        "distill": "vtrust.attacks.removal.distill",
+        "overwrite": "vtrust.attacks.removal.overwrite",
+        "ambiguity": "vtrust.attacks.ambiguity",
+        "statement-substitution": "vtrust.attacks.statement",
+    },
+    "defenses": {
+        "rounding": "vtrust.defenses.poisoning",
+        "top-k": "vtrust.defenses.poisoning",
+        "reverse-sigmoid": "vtrust.defenses.poisoning",
+        "random-noise": "vtrust.defenses.poisoning",
+        "query-limit": "vtrust.defenses.limits",
+        "prada": "vtrust.defenses.prada",
+        "shift": "vtrust.defenses.shift",
+        "mad": "vtrust.defenses.mad",
+    },
+    "circuits": {"quantized": "vtrust.proofs.compiler"},
 }
 
 
@@ -84,6 +93,8 @@ def register(section: str, name: str, params: type, summary: str):
     """Decorator registering ``build(params) -> object`` as kind ``name`` of ``section``."""
     if section not in SECTIONS or not dataclasses.is_dataclass(params):
         raise ValueError(f"cannot register {name!r} in {section!r}")
+    if name not in KIND_MODULES[section]:
+        raise ValueError(f"kind {name!r} is not declared in catalog.KIND_MODULES[{section!r}]")
 
     def decorate(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
         _KINDS[section][name] = Kind(section, name, params, build, summary)
@@ -93,11 +104,21 @@ def register(section: str, name: str, params: type, summary: str):
 
 
 def kinds(section: str) -> dict[str, Kind]:
-    """The registered kinds of ``section``, by name."""
+    """The registered kinds of ``section``, by name (importing every one's module)."""
     _check_section(section)
-    for module in _PROVIDERS[section]:
+    for module in dict.fromkeys(KIND_MODULES[section].values()):
         importlib.import_module(module)
     return dict(_KINDS[section])
+
+
+def kind(section: str, name: str) -> Kind:
+    """One declared kind of ``section``, importing only the module that implements it."""
+    _check_section(section)
+    if name not in KIND_MODULES[section]:
+        raise CatalogError(f"unknown {section} kind {name!r}; expected one of "
+                           f"{sorted(KIND_MODULES[section])}")  # fmt: skip
+    importlib.import_module(KIND_MODULES[section][name])
+    return _KINDS[section][name]
 
 
 @dataclass(frozen=True)
@@ -113,7 +134,7 @@ class Entry:
 
     def build(self) -> Any:
         """Instantiate the implementation this entry configures."""
-        return kinds(self.section)[self.kind].build(self.params)
+        return kind(self.section, self.kind).build(self.params)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -240,8 +261,9 @@ def parse_params(params_cls: type, raw: dict[str, Any], source: str) -> Any:
 _TOP_KEYS = {"kind", "description", "params"}
 
 
-def parse_entry(section: str, text: str, *, name: str, source: str) -> Entry:
-    """Validate the TOML ``text`` of one entry of ``section``."""
+def _read_toml(section: str, text: str, source: str) -> tuple[str, str, dict[str, Any]]:
+    """The ``kind``, ``description`` and raw ``params`` of one entry's TOML, checked for
+    structure and a declared kind (no implementation imported)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -251,22 +273,26 @@ def parse_entry(section: str, text: str, *, name: str, source: str) -> Entry:
         raise CatalogError(
             f"{source}: unknown key {unknown[0]!r}; expected kind, description and [params]"
         )
-    kind = doc.get("kind")
-    available = kinds(section)
-    if not isinstance(kind, str):
-        raise CatalogError(
-            f"{source}: key 'kind' must be a string naming one of {sorted(available)}"
-        )
-    if kind not in available:
-        raise CatalogError(f"{source}: key 'kind' is {kind!r}; expected one of {sorted(available)}")
+    kind_name = doc.get("kind")
+    declared = sorted(KIND_MODULES[section])
+    if not isinstance(kind_name, str):
+        raise CatalogError(f"{source}: key 'kind' must be a string naming one of {declared}")
+    if kind_name not in KIND_MODULES[section]:
+        raise CatalogError(f"{source}: key 'kind' is {kind_name!r}; expected one of {declared}")
     description = doc.get("description", "")
     if not isinstance(description, str):
         raise CatalogError(f"{source}: key 'description' must be a string")
     raw_params = doc.get("params", {})
     if not isinstance(raw_params, dict):
         raise CatalogError(f"{source}: key 'params' must be a table")
-    params = parse_params(available[kind].params, raw_params, source)
-    return Entry(name, section, kind, params, description, Path(source))
+    return kind_name, description, raw_params
+
+
+def parse_entry(section: str, text: str, *, name: str, source: str) -> Entry:
+    """Validate the TOML ``text`` of one entry of ``section``."""
+    kind_name, description, raw_params = _read_toml(section, text, source)
+    params = parse_params(kind(section, kind_name).params, raw_params, source)
+    return Entry(name, section, kind_name, params, description, Path(source))
 
 
 def load_entry(section: str, name_or_path: str | Path) -> Entry:
@@ -290,16 +316,16 @@ def entry_from_json(section: str, doc: Any, *, source: str) -> Entry:
     file's metadata), checking it like a TOML file."""
     if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
         raise CatalogError(f"{source}: not a catalog entry record")
-    available = kinds(section)
-    kind = doc.get("kind")
-    if kind not in available:
-        raise CatalogError(f"{source}: unknown {section} kind {kind!r}")
+    kind_name = doc.get("kind")
+    if kind_name not in KIND_MODULES[section]:
+        raise CatalogError(f"{source}: unknown {section} kind {kind_name!r}")
     params = doc.get("params")
     if not isinstance(params, dict):
         raise CatalogError(f"{source}: the entry record has no parameters")
     description = doc.get("description", "")
     return Entry(
-        doc["name"], section, kind, parse_params(available[kind].params, params, source),
+        doc["name"], section, kind_name,
+        parse_params(kind(section, kind_name).params, params, source),
         description if isinstance(description, str) else "", Path(source),
     )  # fmt: skip
 
@@ -310,3 +336,37 @@ def list_entries(section: str) -> list[Entry]:
     if not folder.is_dir():
         return []
     return [load_entry(section, p) for p in sorted(folder.glob("*.toml"))]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One entry as a listing shows it, read without importing its implementation:
+    ``settings`` are the parameters its file sets (its kind's defaults fill the rest, and
+    :func:`load_entry` checks them all)."""
+
+    name: str
+    section: str
+    kind: str
+    description: str
+    settings: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def listing(section: str) -> list[Listing]:
+    """Every entry of ``section`` in name order, checked for structure and a declared kind
+    only — for listings, which must not import torch. Use :func:`list_entries` for
+    entries whose parameters are validated."""
+    folder = catalog_dir(section)
+    if not folder.is_dir():
+        return []
+    listed = []
+    for path in sorted(folder.glob("*.toml")):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CatalogError(f"cannot read catalog file {path}: {exc}") from None
+        kind_name, description, settings = _read_toml(section, text, str(path))
+        listed.append(Listing(path.stem, section, kind_name, description, settings))
+    return listed

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from vtrust import progress
+from vtrust._io import output_folder
 from vtrust.data import load_dataset
 from vtrust.models import save_model
 from vtrust.models.recipes import train_model
@@ -23,8 +24,10 @@ DEMO_ARCHES = ("mlp", "cnn", "softmax", "quad")
 
 
 def run_demo(out_dir: str | Path, *, dataset: str = "digits", seed: int = 0) -> dict[str, Any]:
-    """Run the demo into ``out_dir``; return the report's JSON data."""
-    out = Path(out_dir)
+    """Run the demo into ``out_dir`` (created, with ``models/`` inside); return the
+    report's JSON data."""
+    out = output_folder(out_dir)
+    output_folder(out / "models")
     started = time.perf_counter()
     splits = load_dataset(dataset, seed=seed)
     progress.stage(
@@ -67,6 +70,7 @@ def run_demo(out_dir: str | Path, *, dataset: str = "digits", seed: int = 0) -> 
             {a: m["test_accuracy"] for a, m in models.items()},
             title=f"Test accuracy on {dataset}",
             ylabel="top-1 accuracy",
+            zoom=True,
         ),
         "test accuracy of each victim",
     )

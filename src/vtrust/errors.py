@@ -108,6 +108,11 @@ class BlackBoxOnly(VtrustError, ValueError):
     embedding, quantising or proving) was asked of a target that is a black box only."""
 
 
+class OutputError(VtrustError, ValueError):
+    """An output path vtrust will not write: its folder does not exist (a typo must not
+    put a secret somewhere unexpected), or it is a folder."""
+
+
 class MissingExtra(VtrustError, ImportError):
     """A model format or interop needs an optional dependency that is not installed;
     the message names the extra to install (``pip install 'vtrust[onnx]'``)."""

@@ -12,6 +12,7 @@ Attacks see nothing but this interface.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from torch import nn
 
 from vtrust.errors import InputError, QueryRefused
 from vtrust.targets.base import Target, as_target
+from vtrust.threads import small_work
 
 
 class Verdict(enum.Enum):
@@ -157,16 +159,17 @@ class Oracle:
                 raise self._refusal(client_id, record, answers, "client was refused before")
             clean = self.target.predict_proba(chunk, checked=True)
             stop = len(chunk)
-            for defense in self.defenses:
-                decision = defense.observe(client_id, chunk, clean)
-                if decision.verdict is Verdict.ALLOW:
-                    continue
-                at = len(chunk) - 1 if decision.at is None else int(decision.at)
-                record.flag(defense.name, record.queries + at + 1)
-                if decision.verdict is Verdict.REFUSE:
-                    record.refused_by = defense.name
-                    stop = min(stop, at)
-            answered = self._answer(client_id, chunk[:stop], clean[:stop])
+            with small_work() if self.defenses else contextlib.nullcontext():
+                for defense in self.defenses:
+                    decision = defense.observe(client_id, chunk, clean)
+                    if decision.verdict is Verdict.ALLOW:
+                        continue
+                    at = len(chunk) - 1 if decision.at is None else int(decision.at)
+                    record.flag(defense.name, record.queries + at + 1)
+                    if decision.verdict is Verdict.REFUSE:
+                        record.refused_by = defense.name
+                        stop = min(stop, at)
+                answered = self._answer(client_id, chunk[:stop], clean[:stop])
             record.queries += stop
             answers.append(answered)
             if record.refused_by is not None:

@@ -7,6 +7,7 @@ headless and in threads.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import matplotlib
 from matplotlib.figure import Figure
 
-from vtrust._io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from vtrust._io import atomic_write_bytes, atomic_write_json, atomic_write_text, output_folder
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -68,17 +69,34 @@ def line_plot(
     return fig
 
 
-def bar_plot(values: Mapping[str, float], *, title: str, ylabel: str) -> Figure:
-    """One labelled bar per entry of ``values``."""
+def bar_plot(values: Mapping[str, float], *, title: str, ylabel: str, zoom: bool = False) -> Figure:
+    """One labelled bar per entry of ``values``. ``zoom``: the y axis spans the values
+    (with a margin) instead of starting at 0, so that 0.94 and 0.99 look different; the
+    axis label then says where it starts."""
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
     names = list(values)
-    bars = ax.bar(names, [values[n] for n in names])
+    heights = [values[n] for n in names]
+    bars = ax.bar(names, heights)
     ax.bar_label(bars, fmt="%.3f")
+    if zoom and heights:
+        low, high = axis_span(heights)
+        ax.set_ylim(low, high)
+        ylabel = f"{ylabel} (axis from {low:.2f})" if low > 0 else ylabel
     ax.set_title(title)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
     return fig
+
+
+def axis_span(values: Sequence[float], floor: float = 0.0) -> tuple[float, float]:
+    """An axis range showing the differences between ``values``: their span plus a
+    margin of half the span (at least 0.02) on each side, rounded out to 0.01, not
+    below ``floor``."""
+    low, high = min(values), max(values)
+    margin = max(0.5 * (high - low), 0.02)
+    return (max(floor, math.floor((low - margin) * 100) / 100),
+            math.ceil((high + margin) * 100) / 100)  # fmt: skip
 
 
 def heatmap(
@@ -157,8 +175,9 @@ class Report:
         json_name: str = "report.json",
         markdown_name: str = "report.md",
     ) -> Path:
-        """Write ``data`` as JSON, the Markdown, and every figure, into ``out_dir``."""
-        out = Path(out_dir)
+        """Write ``data`` as JSON, the Markdown, and every figure, into ``out_dir``
+        (created with its parents)."""
+        out = output_folder(out_dir)
         for filename, fig in self.figures.items():
             save_figure(fig, out / filename)
         atomic_write_json(out / json_name, dict(data))

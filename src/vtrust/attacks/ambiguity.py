@@ -24,6 +24,7 @@ from vtrust import progress
 from vtrust.catalog import register
 from vtrust.data import Splits
 from vtrust.errors import InputError, KeyFileError
+from vtrust.targets.base import white_box
 from vtrust.watermark.dynamic import new_dynamic_key
 from vtrust.watermark.keys import key_from_json, key_to_json
 from vtrust.watermark.ownership import verify
@@ -89,14 +90,18 @@ class Ambiguity:
         """Grind ``tries`` secrets against ``model``; the best result."""
         p = self.params
         best = None
-        modules = model.named_modules() if isinstance(model, nn.Module) else ()
-        layers = [n for n, m in modules if isinstance(m, nn.Linear | nn.Conv2d)]
+        module, layers = None, []
+        if victim_key.static is not None:  # forged static keys need the weights
+            module = white_box(model, "the ambiguity attack on a static mark")
+            layers = [n for n, m in module.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+            if not layers:
+                raise InputError("the ambiguity attack needs a model with linear or conv layers")
         for i in progress.bar(range(p.tries), desc="ambiguity"):
-            if victim_key.static is not None:
+            if module is not None:
                 layer = layers[i % len(layers)]
-                weights = dict(model.named_modules())[layer].weight.numel()
+                weights = dict(module.named_modules())[layer].weight.numel()
                 bits = min(p.bits or victim_key.static.bits, weights)
-                key = new_static_key(model, bits=bits, layer=layer, seed=seed * 1_000_003 + i)
+                key = new_static_key(module, bits=bits, layer=layer, seed=seed * 1_000_003 + i)
             else:
                 key = new_dynamic_key(
                     splits,
@@ -108,8 +113,8 @@ class Ambiguity:
             if best is None or result.p_value < best.p_value:
                 best = result
         accepted = False
-        if victim_key.static is not None:
-            text = stated_bits_key(model, layers[0], victim_key.static.bits, seed)
+        if module is not None:  # the victim's own layer and message length
+            text = stated_bits_key(module, victim_key.static.layer, victim_key.static.bits, seed)
             try:
                 key_from_json(text, source="forged key")
                 accepted = True

@@ -41,6 +41,10 @@ def run(argv: list[str] | None = None) -> int:
     130 interrupted; with ``--json``, a failure also prints ``{"error", "exit_code"}``."""
     args = sys.argv[1:] if argv is None else list(argv)
     as_json = "--json" in args
+    from vtrust import quick
+
+    if quick.enabled():  # a warning, not progress: shown even with -q
+        click.echo(f"vtrust: warning: {quick.WARNING}", err=True)
     try:
         with progress.running():
             result = cli.main(args=args, prog_name="vtrust", standalone_mode=False)

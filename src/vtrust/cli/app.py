@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from vtrust import __version__, progress
-from vtrust.catalog import SECTIONS, list_entries
+from vtrust.catalog import SECTIONS, listing
 from vtrust.cli.attack_cmd import attack
 from vtrust.cli.audit_cmd import audit
-from vtrust.cli.common import emit_json, model_options
+from vtrust.cli.common import OUTPUT_FILE, Group, echo_listing, emit_json, model_options
 from vtrust.cli.defense_cmd import defense
 from vtrust.cli.enclave_cmd import enclave
 from vtrust.cli.evaluate_cmd import evaluate
@@ -23,12 +23,12 @@ from vtrust.cli.watermark_cmd import gate, watermark
 ARCH_NAMES = ("cnn", "mlp", "quad", "softmax")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="vtrust")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or stage lines.")
 @click.option("--threads", default=None, metavar="N",
-              help="Compute threads for torch and BLAS (default: VTRUST_THREADS, else the "
-              "libraries' own); 1 speeds up small per-query work on a loaded machine.")  # fmt: skip
+              help="Compute threads for torch and BLAS, everywhere (default: VTRUST_THREADS, "
+              "else one for query-side defenses, the libraries' own elsewhere).")  # fmt: skip
 def cli(quiet: bool, threads: str | None) -> None:
     """vtrust: protect ML models on untrusted devices and verify what they compute."""
     from vtrust.threads import requested, set_threads
@@ -47,7 +47,8 @@ def cli(quiet: bool, threads: str | None) -> None:
     show_default=True,
     help="digits, synthetic[:SEED] or idx:DIR (MNIST-format IDX files).",
 )
-@click.option("--arch", type=click.Choice(ARCH_NAMES), default="mlp", show_default=True)
+@click.option("--arch", type=click.Choice(ARCH_NAMES), default="mlp", show_default=True,
+              help="Zoo architecture (quad: x² activations, for proofs).")  # fmt: skip
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Initialisation and batch order."
 )
@@ -60,7 +61,7 @@ def cli(quiet: bool, threads: str | None) -> None:
     default=None,
     help="Override the tuned epochs (at least 1: an untrained model is not saved).",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=OUTPUT_FILE, required=True, help="The model file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def train(dataset, arch, seed, split_seed, epochs, out, as_json) -> None:
     """Train a model on a dataset's victim split and save it as a model file."""
@@ -95,20 +96,32 @@ def train(dataset, arch, seed, split_seed, epochs, out, as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def info(model_file: Path, options, as_json: bool) -> None:
     """Validate a model file of any format and show what vtrust reads off it: format,
-    SHA-256, input, classes, white or black box (and a vtrust file's metadata)."""
-    from vtrust.targets import load_target
+    SHA-256, input, classes, white or black box (and a vtrust file's metadata). A vtrust
+    file is checked in full (both checksums, the architecture's shapes) without torch."""
+    from vtrust.targets.options import read_model_bytes
+    from vtrust.targets.sniff import sniff
 
-    target = load_target(model_file, options)
-    foreign = target.format != "vtrust"
-    meta = target.describe() if foreign else dict(target.provenance["metadata"])
+    raw = read_model_bytes(model_file)
+    if sniff(raw) in ("vtrust", "damaged-safetensors"):
+        from vtrust.models.header import read_model_header
+
+        header = read_model_header(raw, str(model_file))
+        meta = {**header.metadata, "parameters": header.n_parameters}
+        if as_json:
+            emit_json(meta)
+        else:
+            _describe_vtrust(model_file, meta)
+        return
+    from vtrust.targets.loading import load_target_bytes
+
+    target = load_target_bytes(raw, options, source=str(model_file))
+    meta = target.describe()
     if target.module is not None:
         meta["parameters"] = sum(p.numel() for p in target.module.parameters())
     if as_json:
         emit_json(meta)
-    elif foreign:
-        _describe_foreign(model_file, target, meta)
     else:
-        _describe_vtrust(model_file, meta)
+        _describe_foreign(model_file, target, meta)
 
 
 def _describe_foreign(model_file: Path, target, meta: dict) -> None:
@@ -148,20 +161,18 @@ def catalog() -> None:
 @click.option("--section", type=click.Choice(SECTIONS), default=None, help="Only this section.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def catalog_list(section: str | None, as_json: bool) -> None:
-    """List every catalog entry (validating each)."""
+    """List every catalog entry: name, kind, description (``--json``: with the settings
+    each file makes; the parameters are checked in full when an entry is used)."""
     sections = [section] if section else list(SECTIONS)
-    entries = {s: [e.to_json() for e in list_entries(s)] for s in sections}
+    entries = {s: listing(s) for s in sections}
     if as_json:
-        emit_json(entries)
+        emit_json({s: [e.to_json() for e in entries[s]] for s in sections})
         return
     for s in sections:
         click.echo(f"{s}:")
         if not entries[s]:
             click.echo("  (none)")
-        name_width = max((len(e["name"]) for e in entries[s]), default=0) + 2
-        kind_width = max((len(e["kind"]) for e in entries[s]), default=0) + 2
-        for e in entries[s]:
-            click.echo(f"  {e['name']:<{name_width}}{e['kind']:<{kind_width}}{e['description']}")
+        echo_listing(entries[s], indent="  ")
 
 
 @cli.command()

@@ -7,7 +7,10 @@ from pathlib import Path
 import click
 
 from vtrust.cli.common import (
+    DEFENSE_HELP,
+    Group,
     data_option,
+    echo_listing,
     emit_json,
     model_options,
     simulation_seed_option,
@@ -15,7 +18,7 @@ from vtrust.cli.common import (
 )
 
 
-@click.group()
+@click.group(cls=Group)
 def attack() -> None:
     """Model-extraction and removal attacks from the catalog."""
 
@@ -23,17 +26,15 @@ def attack() -> None:
 @attack.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def attack_list(as_json: bool) -> None:
-    """List the named attack configurations."""
-    from vtrust.catalog import list_entries
+    """List the named attack configurations (the names `attack run`, `audit`, `gate` and
+    `watermark robustness` take)."""
+    from vtrust.catalog import listing
 
-    entries = list_entries("attacks")
+    entries = listing("attacks")
     if as_json:
         emit_json({"attacks": [e.to_json() for e in entries]})
         return
-    name_width = max((len(e.name) for e in entries), default=0) + 2
-    kind_width = max((len(e.kind) for e in entries), default=0) + 2
-    for e in entries:
-        click.echo(f"{e.name:<{name_width}}{e.kind:<{kind_width}}{e.description}")
+    echo_listing(entries)
 
 
 @attack.command("run")
@@ -45,7 +46,7 @@ def attack_list(as_json: bool) -> None:
     help="Model file of the victim: vtrust, ONNX, TFLite, TorchScript, torch.export, or a "
     "state dict with --arch-module.",
 )
-@click.option("--defense", "defenses", multiple=True, help="Defense name or TOML (repeatable).")
+@click.option("--defense", "defenses", multiple=True, help=DEFENSE_HELP)
 @click.option("--labels", is_flag=True, help="Deploy the victim returning top-1 labels only.")
 @click.option(
     "--budget", type=click.IntRange(min=1), default=None, help="Override the query budget."
@@ -64,7 +65,9 @@ def attack_list(as_json: bool) -> None:
 def attack_run(
     name_or_toml, target, defenses, labels, budget, seed, no_curve, out, data, options, as_json
 ):
-    """Run one attack against a model file (through the given defenses)."""
+    """Run one attack against a model file (through the given defenses).
+
+    NAME_OR_TOML is a name from `vtrust attack list` or the path of a TOML entry."""
     from vtrust.catalog import load_entry
     from vtrust.defenses.deployment import Deployment
     from vtrust.evaluation.attacks import run_entry

@@ -7,14 +7,25 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, model_options, simulation_seed_option
-
-_FILE = click.Path(dir_okay=False, path_type=Path)
+from vtrust.cli.common import (
+    ATTACK_HELP,
+    DEFENSE_HELP,
+    data_option,
+    emit_json,
+    model_options,
+    simulation_seed_option,
+)
+from vtrust.cli.common import INPUT_FILE as _FILE
 
 
 @click.command()
 @click.argument("model_file", type=_FILE)
-@click.option("--defense", "defenses", multiple=True, help="Deployed defense (repeatable).")
+@click.option(
+    "--defense",
+    "defenses",
+    multiple=True,
+    help=DEFENSE_HELP,
+)
 @click.option("--key", "key_file", type=_FILE, default=None, help="Watermark key to verify.")
 @click.option(
     "--budget",
@@ -23,7 +34,10 @@ _FILE = click.Path(dir_okay=False, path_type=Path)
     help="Queries per extraction attack [default: 1000; 300 with --quick].",
 )
 @click.option(
-    "--attack", "attacks", multiple=True, help="Extraction attacks (default: the audit set)."
+    "--attack",
+    "attacks",
+    multiple=True,
+    help=ATTACK_HELP[:-1] + "; default: the audit set.",
 )
 @click.option(
     "--quick", is_flag=True, help="A smoke audit: two attacks, 300 queries, a two-point curve."

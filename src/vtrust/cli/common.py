@@ -9,9 +9,66 @@ from typing import Any
 import click
 
 
+class Group(click.Group):
+    """A command group whose command list shows each command's whole first sentence
+    (wrapped), not a summary cut at the terminal's width; its subgroups are the same."""
+
+    group_class = type
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class OutputFile(click.Path):
+    """A file a command will write: its folder must exist (a typo in ``--out`` must not
+    create folders, or put a secret somewhere unexpected), checked before any work."""
+
+    name = "output file"
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        path = Path(super().convert(value, param, ctx))
+        if not path.parent.is_dir():
+            self.fail(f"the folder {path.parent} does not exist (create it first)", param, ctx)
+        return path
+
+
+JSON_HELP = 'Print one JSON object on stdout (a failure too: {"error", "exit_code"}).'
+KEY_HELP = "The watermark key file (JSON, from `watermark embed`; keep it secret)."
+FPR_HELP = "False-positive rate the ownership decision allows."
+SPLIT_HELP = "What runs inside: none, all (MLCapsule), first:K, last:K or slalom."
+DEFENSE_HELP = "Defense, by name (`vtrust defense list`) or TOML file (repeatable)."
+ATTACK_HELP = "Extraction attack, by name (`vtrust attack list`) or TOML file (repeatable)."
+CIRCUIT_NAME_HELP = "Circuit, by name (`vtrust catalog list --section circuits`) or TOML file."
+CIRCUIT_HELP = ("Circuit, by name (`vtrust catalog list --section circuits`) or TOML file; "
+                "default: the one the model file was quantised for.")  # fmt: skip
+
+#: Every file option a command writes to.
+OUTPUT_FILE = OutputFile()
+#: Every file option a command reads (or a state file it updates in place).
+INPUT_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
 def emit_json(obj: Any) -> None:
     """Print exactly one JSON object on stdout."""
     click.echo(json.dumps(obj, sort_keys=True, allow_nan=False))
+
+
+def echo_listing(entries, indent: str = "") -> None:
+    """Print catalog listings as aligned columns: name, kind, description."""
+    name_width = max((len(e.name) for e in entries), default=0) + 2
+    kind_width = max((len(e.kind) for e in entries), default=0) + 2
+    for e in entries:
+        click.echo(f"{indent}{e.name:<{name_width}}{e.kind:<{kind_width}}{e.description}")
 
 
 def target_splits(model_file: Path, data: str | None = None, options=None):

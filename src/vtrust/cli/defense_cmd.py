@@ -6,10 +6,19 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, load_npy, model_options, target_splits
+from vtrust.cli.common import (
+    DEFENSE_HELP,
+    Group,
+    data_option,
+    echo_listing,
+    emit_json,
+    load_npy,
+    model_options,
+    target_splits,
+)
 
 
-@click.group()
+@click.group(cls=Group)
 def defense() -> None:
     """Query-side defenses: detectors and prediction poisoning."""
 
@@ -17,15 +26,14 @@ def defense() -> None:
 @defense.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def defense_list(as_json: bool) -> None:
-    """List the named defense configurations."""
-    from vtrust.catalog import list_entries
+    """List the named defense configurations (the names every `--defense` takes)."""
+    from vtrust.catalog import listing
 
-    entries = list_entries("defenses")
+    entries = listing("defenses")
     if as_json:
         emit_json({"defenses": [e.to_json() for e in entries]})
         return
-    for e in entries:
-        click.echo(f"{e.name:<16} {e.kind:<16} {e.description}")
+    echo_listing(entries)
 
 
 @defense.command("replay")
@@ -35,7 +43,7 @@ def defense_list(as_json: bool) -> None:
     required=True,
     help="Model file of the deployed model.",
 )
-@click.option("--defense", "defenses", multiple=True, required=True, help="Defense (repeatable).")
+@click.option("--defense", "defenses", multiple=True, required=True, help=DEFENSE_HELP)
 @click.option(
     "--queries",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -79,6 +87,9 @@ def defense_replay(target, defenses, queries, client, state, seed, data, options
     except QueryRefused as exc:
         refused = exc.defense
     if state is not None:
+        from vtrust._io import output_folder
+
+        output_folder(state)
         for d in detectors:
             d.save_state(state / f"{d.name}.npz")
     record = oracle.client(client)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json
+from vtrust.cli.common import INPUT_FILE as _FILE
+from vtrust.cli.common import OUTPUT_FILE, SPLIT_HELP, Group, data_option, emit_json
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
 CALIBRATION = 512  # victim-split examples that fix Slalom's activation scales
 
 
@@ -41,16 +41,16 @@ def _read_json(path: Path, what: str):
         raise AttestationError(f"{path}: not a readable {what} (JSON)") from None
 
 
-@click.group()
+@click.group(cls=Group)
 def enclave() -> None:
     """Simulated enclave: split execution and attestation."""
 
 
 @enclave.command("run")
-@click.option("--model", "model_file", type=_FILE, required=True)
-@click.option("--split", default="all", show_default=True,
-              help="none, all (MLCapsule), first:K, last:K or slalom.")  # fmt: skip
-@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--model", "model_file", type=_FILE, required=True, help="A vtrust model file.")
+@click.option("--split", default="all", show_default=True, help=SPLIT_HELP)
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per enclave call.")  # fmt: skip
 @click.option("--seed", type=int, default=None,
               help="Reproducible Slalom pads and checks (INSECURE: tests, experiments)."
               )  # fmt: skip
@@ -113,7 +113,9 @@ def run(model_file, split, batch, seed, data, as_json) -> None:
 
 @enclave.command("device")
 @click.option("--id", "device", required=True, help="The device's id.")
-@click.option("--out", type=_FILE, required=True, help="Private identity (public: OUT.pub.json).")
+@click.option(
+    "--out", type=OUTPUT_FILE, required=True, help="Private identity (public: OUT.pub.json)."
+)
 @click.option("--seed", type=int, default=None, help="Reproducible identity (tests only).")
 def device_cmd(device, out, seed) -> None:
     """Create a device's attestation identity (Ed25519 and BLS12-381 keys)."""
@@ -128,13 +130,14 @@ def device_cmd(device, out, seed) -> None:
 
 
 @enclave.command("attest")
-@click.option("--model", "model_file", type=_FILE, required=True)
-@click.option("--split", default="all", show_default=True)
+@click.option("--model", "model_file", type=_FILE, required=True,
+              help="The model whose part the enclave loads.")  # fmt: skip
+@click.option("--split", default="all", show_default=True, help=SPLIT_HELP)
 @click.option("--device", "device_file", type=_FILE, required=True, help="Private identity.")
 @click.option("--nonce", required=True, help="The verifier's nonce (hex).")
 @click.option("--scheme", type=click.Choice(["ed25519", "bls12-381"]), default="ed25519",
-              show_default=True)  # fmt: skip
-@click.option("--out", type=_FILE, required=True, help="The quote (JSON).")
+              show_default=True, help="Signature (BLS: one aggregate per fleet).")  # fmt: skip
+@click.option("--out", type=OUTPUT_FILE, required=True, help="The quote (JSON).")
 @data_option
 def attest(model_file, split, device_file, nonce, scheme, out, data) -> None:
     """Load the model part into an enclave and sign its measurement with the nonce."""
@@ -163,10 +166,11 @@ def challenge(state) -> None:
 
 
 @enclave.command("verify-quote")
-@click.option("--quote", "quote_file", type=_FILE, required=True)
+@click.option("--quote", "quote_file", type=_FILE, required=True,
+              help="The quote `enclave attest` wrote.")  # fmt: skip
 @click.option("--device-pub", type=_FILE, required=True, help="The device's public keys.")
 @click.option("--model", "model_file", type=_FILE, required=True, help="The expected model.")
-@click.option("--split", default="all", show_default=True)
+@click.option("--split", default="all", show_default=True, help=SPLIT_HELP)
 @click.option("--state", type=_FILE, required=True,
               help="This verifier's nonce ledger: the quote must answer a nonce issued by "
                    "`vtrust enclave challenge`, at most --max-age old, never used before."

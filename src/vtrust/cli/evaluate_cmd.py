@@ -6,22 +6,25 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json
+from vtrust.cli.common import ATTACK_HELP, DEFENSE_HELP, data_option, emit_json
 
 
 @click.command()
 @click.option("--target", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The victim model file (any format; --data for non-vtrust files).")  # fmt: skip
 @click.option("--defense", "defenses", multiple=True, required=True,
-              help="Defense name or TOML (repeatable); 'none': undefended.")  # fmt: skip
+              help=DEFENSE_HELP[:-1] + "; 'none': undefended.")  # fmt: skip
 @click.option("--attack", "attacks", multiple=True, required=True,
-              help="Extraction attack name or TOML (repeatable).")  # fmt: skip
-@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True)
+              help=ATTACK_HELP)  # fmt: skip
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Attacker seeds per (defense, attack) cell.")  # fmt: skip
 @click.option("--budget", type=click.IntRange(min=1), default=500, show_default=True,
               help="Queries per cell.")  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder (created) for cells.jsonl, report.md, report.json and plots; an "
+              "interrupted run resumes from it.")  # fmt: skip
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
-              show_default=True)  # fmt: skip
+              show_default=True, help="Cells in a local process pool, or Ray tasks.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local processes, or CPUs for a local Ray instance.")  # fmt: skip
 @click.option("--ray-address", default=None, help="A Ray cluster (default: RAY_ADDRESS).")

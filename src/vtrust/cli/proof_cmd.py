@@ -7,9 +7,15 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import data_option, emit_json, load_npy
-
-_FILE = click.Path(dir_okay=False, path_type=Path)
+from vtrust.cli.common import (
+    CIRCUIT_HELP,
+    CIRCUIT_NAME_HELP,
+    OUTPUT_FILE,
+    data_option,
+    emit_json,
+    load_npy,
+)
+from vtrust.cli.common import INPUT_FILE as _FILE
 
 
 def _verifier_circuit(loaded, circuit_name: str | None, model_file: Path):
@@ -64,10 +70,12 @@ def _images(input_file: Path, input_shape: tuple[int, ...], batch: int):
 
 @click.command()
 @click.option("--model", "model_file", type=_FILE, required=True, help="A trained quad model.")
-@click.option("--circuit", "circuit_name", required=True, help="Circuit name or TOML.")
-@click.option("--out", type=_FILE, required=True, help="The fine-tuned model file.")
+@click.option("--circuit", "circuit_name", required=True,
+              help=CIRCUIT_NAME_HELP)  # fmt: skip
+@click.option("--out", type=OUTPUT_FILE, required=True, help="The fine-tuned model file.")
 @click.option("--epochs", type=click.IntRange(min=0), default=None, help="Override the entry's.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the fine-tuning's batch order.")  # fmt: skip
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def quantize(model_file, circuit_name, out, epochs, seed, data, as_json):
@@ -107,13 +115,13 @@ def quantize(model_file, circuit_name, out, epochs, seed, data, as_json):
 
 
 @click.command()
-@click.option("--model", "model_file", type=_FILE, required=True)
-@click.option(
-    "--circuit", "circuit_name", default=None,
-    help="Circuit name or TOML; default: the one the model file was quantised for.",
-)  # fmt: skip
-@click.option("--input", "input_file", type=_FILE, required=True, help="Images (N, C, H, W) .npy.")
-@click.option("--out", type=_FILE, required=True, help="Where to write the proof (JSON).")
+@click.option("--model", "model_file", type=_FILE, required=True,
+              help="The quantised model file (`vtrust quantize`).")  # fmt: skip
+@click.option("--circuit", "circuit_name", default=None, help=CIRCUIT_HELP)
+@click.option("--input", "input_file", type=_FILE, required=True,
+              help="A .npy of images (N, C, H, W), float in [0, 1], N at most the circuit's "
+              "batch (64 for quad-digits).")  # fmt: skip
+@click.option("--out", type=OUTPUT_FILE, required=True, help="Where to write the proof (JSON).")
 @click.option(
     "--protocol",
     type=click.Choice(["fused", "layered"]),
@@ -169,12 +177,11 @@ def prove(model_file, circuit_name, input_file, out, protocol, as_json):
 
 
 @click.command()
-@click.option("--model", "model_file", type=_FILE, required=True)
-@click.option("--proof", "proof_file", type=_FILE, required=True)
-@click.option(
-    "--circuit", "circuit_name", default=None,
-    help="The circuit (name or TOML); default: the one the model file was quantised for.",
-)  # fmt: skip
+@click.option("--model", "model_file", type=_FILE, required=True,
+              help="Your quantised model file: the verifier's own weights.")  # fmt: skip
+@click.option("--proof", "proof_file", type=_FILE, required=True,
+              help="The proof file (JSON) `vtrust prove` wrote.")  # fmt: skip
+@click.option("--circuit", "circuit_name", default=None, help=CIRCUIT_HELP)
 @click.option(
     "--input", "input_file", type=_FILE, default=None,
     help="The images you sent (.npy): the proof must be about exactly these.",

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import emit_json
+from vtrust.cli.common import INPUT_FILE as _FILE
+from vtrust.cli.common import OUTPUT_FILE, emit_json
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
 _KEPT = ("dataset", "training", "test_accuracy")
 
 
@@ -20,7 +20,7 @@ def _key(path: Path, device: str | None):
 
 
 @click.command()
-@click.option("--out", type=_FILE, required=True, help="The new key file (keep it private).")
+@click.option("--out", type=OUTPUT_FILE, required=True, help="The new key file (keep it private).")
 @click.option("--seed", type=int, default=None, help="Reproducible key (tests, experiments only).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def keygen(out: Path, seed: int | None, as_json: bool) -> None:
@@ -42,9 +42,10 @@ def _keyed_model_command(model_help: str, device_help: str):
     def decorate(fn):
         for option in reversed([
             click.option("--model", "model_file", type=_FILE, required=True, help=model_help),
-            click.option("--key", "key_file", type=_FILE, required=True),
+            click.option("--key", "key_file", type=_FILE, required=True,
+                         help="The 256-bit key file from `vtrust keygen`."),
             click.option("--device", default=None, help=device_help),
-            click.option("--out", type=_FILE, required=True),
+            click.option("--out", type=OUTPUT_FILE, required=True, help="The file to write."),
             click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
         ]):  # fmt: skip
             fn = option(fn)
@@ -94,8 +95,9 @@ def unscramble(model_file, key_file, device, out, as_json) -> None:
 
 @click.command()
 @click.option("--in", "source", type=_FILE, required=True, help="Any file, e.g. a model.")
-@click.option("--key", "key_file", type=_FILE, required=True)
-@click.option("--out", type=_FILE, required=True)
+@click.option("--key", "key_file", type=_FILE, required=True,
+              help="The 256-bit key file from `vtrust keygen`.")  # fmt: skip
+@click.option("--out", type=OUTPUT_FILE, required=True, help="The file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def seal(source, key_file, out, as_json) -> None:
     """Encrypt a file with AES-256-GCM (its metadata authenticated)."""
@@ -114,8 +116,9 @@ def seal(source, key_file, out, as_json) -> None:
 
 @click.command()
 @click.option("--in", "source", type=_FILE, required=True, help="A sealed file.")
-@click.option("--key", "key_file", type=_FILE, required=True)
-@click.option("--out", type=_FILE, required=True)
+@click.option("--key", "key_file", type=_FILE, required=True,
+              help="The 256-bit key file from `vtrust keygen`.")  # fmt: skip
+@click.option("--out", type=OUTPUT_FILE, required=True, help="The file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def unseal(source, key_file, out, as_json) -> None:
     """Decrypt a sealed file; nothing is written unless it authenticates."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vtrust import progress
+from vtrust._io import output_folder
 from vtrust.errors import InputError
 from vtrust.evaluation.executors import execute
 from vtrust.evaluation.store import CellStore
@@ -72,7 +73,7 @@ def _identity(target: str) -> str:
     import hashlib
 
     from vtrust.models import load_model
-    from vtrust.targets.loading import read_model_bytes
+    from vtrust.targets.options import read_model_bytes
     from vtrust.targets.sniff import sniff
 
     raw = read_model_bytes(target)
@@ -143,7 +144,7 @@ def run_matrix(
     for name in spec.defenses:
         if name != NO_DEFENSE:
             load_entry("defenses", name)
-    store = CellStore(Path(out) / "cells.jsonl")
+    store = CellStore(output_folder(out) / "cells.jsonl")
     done = store.records()
     cells = spec.cells()
     todo = [c for c in cells if c.key not in done]

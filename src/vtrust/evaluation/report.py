@@ -32,11 +32,14 @@ def write_report(result: dict[str, Any], out: str | Path) -> Path:
     summary = summarise(result)
     defenses, attacks = list(spec["defenses"]), list(spec["attacks"])
     report = Report(f"Evaluation matrix — {Path(spec['target']).name}")
+    one_seed = spec["seeds"] == 1
+    flagged = ("whether the defense flagged the attacker (1 yes, 0 no)" if one_seed else
+               "the share of seeds in which the defense flagged the attacker")  # fmt: skip
     report.add_text(
-        f"{len(defenses)} defenses × {len(attacks)} attacks × {spec['seeds']} seeds at "
-        f"{spec['budget']} queries; means over seeds. Thief fidelity is agreement with the "
-        "victim on the test split; 'flagged' is the share of seeds in which the defense "
-        "flagged the attacker."
+        f"{len(defenses)} defenses × {len(attacks)} attacks × {spec['seeds']} "
+        f"seed{'' if one_seed else 's'} at {spec['budget']} queries"
+        f"{'' if one_seed else '; means over seeds'}. Thief fidelity is agreement with the "
+        f"victim on the test split; 'flagged' is {flagged}."
     )
     rows = []
     for d in defenses:
@@ -55,8 +58,9 @@ def write_report(result: dict[str, Any], out: str | Path) -> Path:
     report.add_figure(
         "flagged.png",
         heatmap([[summary[d][a]["flag_rate"] for a in attacks] for d in defenses],
-                rows=defenses, columns=attacks, title="Attacker flagged", label="share of seeds"),
-        "Share of seeds in which the defense flagged the attacker.",
+                rows=defenses, columns=attacks, title="Attacker flagged",
+                label="flagged (1 yes, 0 no)" if one_seed else "share of seeds flagged"),
+        flagged[0].upper() + flagged[1:] + ".",
     )  # fmt: skip
     data = {**result, "summary": summary}
     report.write(out, data, json_name="matrix.json")

@@ -1,40 +1,20 @@
-"""Model zoo, training loop, prediction helpers and model files."""
+"""Model zoo, training loop, prediction helpers and model files.
 
-from vtrust.models.files import (
-    LoadedModel,
-    load_model,
-    load_with_splits,
-    model_sha256,
-    save_model,
-)
-from vtrust.models.training import (
-    TrainConfig,
-    TrainHistory,
-    accuracy,
-    agreement,
-    fit,
-    fit_arrays,
-    predict_logits,
-    predict_proba,
-)
-from vtrust.models.zoo import ARCHITECTURES, ArchSpec, ZooModel, build_model
+Exports are imported on first use: :mod:`vtrust.models.plans` and
+:mod:`vtrust.models.header` (architectures and file checks) work without torch.
+"""
 
-__all__ = [
-    "ARCHITECTURES",
-    "ArchSpec",
-    "LoadedModel",
-    "TrainConfig",
-    "TrainHistory",
-    "ZooModel",
-    "accuracy",
-    "agreement",
-    "build_model",
-    "fit",
-    "fit_arrays",
-    "load_model",
-    "load_with_splits",
-    "model_sha256",
-    "predict_logits",
-    "predict_proba",
-    "save_model",
-]
+from vtrust._lazy import exports
+
+_FILES = ("LoadedModel", "load_model", "load_with_splits", "model_sha256", "save_model")
+_TRAINING = ("TrainConfig", "TrainHistory", "accuracy", "agreement", "fit", "fit_arrays",
+             "predict_logits", "predict_proba")  # fmt: skip
+_ZOO = ("ARCHITECTURES", "ArchSpec", "ZooModel", "build_model")
+
+_WHERE = {
+    **dict.fromkeys(_FILES, "vtrust.models.files"),
+    **dict.fromkeys(_TRAINING, "vtrust.models.training"),
+    **dict.fromkeys(_ZOO, "vtrust.models.zoo"),
+}
+__all__ = sorted(_WHERE)
+__getattr__ = exports(__name__, _WHERE)

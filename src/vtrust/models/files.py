@@ -25,26 +25,27 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from vtrust import __version__
-from vtrust._io import atomic_write_bytes, digests_equal, parse_json
+from vtrust._io import atomic_write_bytes, digests_equal
 from vtrust.errors import InputError, ModelFileError
-from vtrust.models.zoo import ARCHITECTURES, ZooModel, build_model
-
-FORMAT = "vtrust-model"
-FORMAT_VERSION = 1
-_MAX_HEADER = 100 * 1024 * 1024
+from vtrust.models.header import (
+    FORMAT,
+    FORMAT_VERSION,
+    ArchRecord,
+    read_model_header,
+    weights_digest,
+)
+from vtrust.models.zoo import ZooModel, build_model
 
 
 def model_sha256(model: torch.nn.Module | dict[str, torch.Tensor]) -> str:
-    """Canonical SHA-256 of a model's weights: names, dtypes, shapes and bytes, in name order."""
+    """Canonical SHA-256 of a model's weights: names, dtypes, shapes and bytes, in name
+    order (:func:`vtrust.models.header.weights_digest`, which checks files without torch)."""
     state = model.state_dict() if isinstance(model, torch.nn.Module) else model
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name].detach().cpu().contiguous()
-        digest.update(name.encode())
-        digest.update(str(tensor.dtype).encode())
-        digest.update(json.dumps(list(tensor.shape)).encode())
-        digest.update(tensor.numpy().tobytes())
-    return digest.hexdigest()
+    records = []
+    for name, value in state.items():
+        tensor = value.detach().cpu().contiguous()
+        records.append((name, str(tensor.dtype), tuple(tensor.shape), tensor.numpy().tobytes()))
+    return weights_digest(records)
 
 
 @dataclass(frozen=True)
@@ -96,53 +97,11 @@ def _canonical_header(raw: bytes) -> bytes:
     return struct.pack("<Q", len(text)) + text + raw[8 + header_len :]
 
 
-def _read_header_metadata(raw: bytes, source: str) -> dict[str, Any]:
-    if len(raw) < 8:
-        raise ModelFileError(f"{source}: truncated model file ({len(raw)} bytes)")
-    (header_len,) = struct.unpack("<Q", raw[:8])
-    if header_len > min(len(raw) - 8, _MAX_HEADER):
-        raise ModelFileError(f"{source}: truncated or corrupted model header")
+def _rebuild(arch: ArchRecord, source: str) -> ZooModel:
     try:
-        header = parse_json(raw[8 : 8 + header_len].decode("utf-8"))
-        header_meta = header["__metadata__"]
-        meta_json = header_meta["vtrust"]
-        stored_hash = header_meta["vtrust_sha256"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        raise ModelFileError(f"{source}: not a vtrust model file (bad header)") from None
-    if not isinstance(meta_json, str) or not isinstance(stored_hash, str):
-        raise ModelFileError(f"{source}: not a vtrust model file (bad header)")
-    actual = hashlib.sha256(meta_json.encode()).hexdigest()
-    if not digests_equal(actual, stored_hash):
-        raise ModelFileError(f"{source}: metadata checksum mismatch (file corrupted)")
-    try:
-        meta = parse_json(meta_json)
-    except json.JSONDecodeError:
-        raise ModelFileError(f"{source}: metadata is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ModelFileError(f"{source}: not a vtrust model file")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ModelFileError(
-            f"{source}: model file version {meta.get('format_version')!r} is not supported "
-            f"(this vtrust reads version {FORMAT_VERSION})"
-        )
-    return meta
-
-
-def _rebuild(meta: dict[str, Any], source: str) -> ZooModel:
-    arch = meta.get("arch")
-    try:
-        name = arch["name"]
-        input_shape = tuple(int(d) for d in arch["input_shape"])
-        n_classes = int(arch["n_classes"])
-        params = dict(arch["params"])
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError(f"{source}: architecture record is malformed") from None
-    if name not in ARCHITECTURES:
-        raise ModelFileError(f"{source}: unknown architecture {name!r}")
-    try:
-        return build_model(name, input_shape, n_classes, params)
+        return build_model(arch.name, arch.input_shape, arch.n_classes, arch.params)
     except (InputError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{source}: cannot build architecture {name!r}: {exc}") from None
+        raise ModelFileError(f"{source}: cannot build architecture {arch.name!r}: {exc}") from None
 
 
 ZOO_ONLY = (
@@ -159,21 +118,15 @@ def load_model_bytes(raw: bytes, *, source: str = "<bytes>") -> LoadedModel:
     if kind not in ("vtrust", "unknown", "damaged-safetensors"):
         box = " a black box (no weights vtrust can change);" if kind == "tflite" else ""
         raise ModelFileError(f"{source}: a {kind} model,{box} not a vtrust model file: {ZOO_ONLY}")
-    meta = _read_header_metadata(raw, source)
+    header = read_model_header(raw, source)  # checksums, and the architecture's shapes
     try:
         state = st_load(raw)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{source}: corrupted tensor data ({exc})") from None
-    if not digests_equal(model_sha256(state), meta.get("weights_sha256")):
-        raise ModelFileError(f"{source}: weights checksum mismatch (file corrupted)")
-    model = _rebuild(meta, source)
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != found:
-        raise ModelFileError(f"{source}: weights do not fit architecture {meta['arch']['name']!r}")
+    model = _rebuild(header.arch, source)
     model.load_state_dict(state)
     model.eval()
-    return LoadedModel(model, meta)
+    return LoadedModel(model, header.metadata)
 
 
 def load_model(path: str | Path) -> LoadedModel:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vtrust import progress
+from vtrust import progress, quick
 from vtrust.data import Dataset
 from vtrust.errors import InputError
 
@@ -120,16 +120,17 @@ def fit_arrays(
     params = list(parameters) if parameters is not None else list(model.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = -(-len(xt) // config.batch_size)
+    n_epochs = quick.epochs(config.epochs)  # as configured, unless VTRUST_QUICK caps it
     schedule = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps_per_epoch)
-        if config.cosine and config.epochs > 0
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, n_epochs * steps_per_epoch)
+        if config.cosine and n_epochs > 0
         else None
     )
     generator = torch.Generator().manual_seed(config.seed)
     loss_fn = nn.CrossEntropyLoss()
     history = TrainHistory()
     model.train()
-    epochs = progress.bar(range(config.epochs), desc=desc, unit="epoch")
+    epochs = progress.bar(range(n_epochs), desc=desc, unit="epoch")
     for _ in epochs:
         order = torch.randperm(len(xt), generator=generator)
         total_loss, correct = 0.0, 0

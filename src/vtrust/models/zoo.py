@@ -8,7 +8,6 @@ linear layer as ``head`` (used by last-layer fine-tuning attacks).
 
 from __future__ import annotations
 
-import abc
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from vtrust.errors import InputError
+from vtrust.models.plans import Layer, plan
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,23 @@ class SumPool2d(nn.Module):
         return nn.functional.avg_pool2d(x, k) * (k * k)
 
 
-class ZooModel(nn.Module, abc.ABC):
-    """Base class: a named sequence of layers built from an :class:`ArchSpec`."""
+def _module(layer: Layer) -> nn.Module:
+    """The torch module for one planned layer."""
+    if layer.op == "linear":
+        return nn.Linear(*layer.sizes)
+    if layer.op == "conv":
+        fan_in, fan_out, kernel, padding = layer.sizes
+        return nn.Conv2d(fan_in, fan_out, kernel, padding=padding)
+    simple = {"relu": nn.ReLU, "square": Square, "flatten": nn.Flatten}
+    if layer.op in simple:
+        return simple[layer.op]()
+    pools = {"maxpool": nn.MaxPool2d, "sumpool": SumPool2d}
+    return pools[layer.op](*layer.sizes)
+
+
+class ZooModel(nn.Module):
+    """Base class: the named sequence of layers of its architecture's plan
+    (:mod:`vtrust.models.plans`) for an :class:`ArchSpec`."""
 
     name: ClassVar[str]
     defaults: ClassVar[dict[str, Any]]
@@ -67,13 +82,8 @@ class ZooModel(nn.Module, abc.ABC):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.layers = nn.Sequential(self._build(spec.input_shape, spec.n_classes, spec.params))
-
-    @abc.abstractmethod
-    def _build(
-        self, input_shape: tuple[int, int, int], n_classes: int, params: dict[str, Any]
-    ) -> OrderedDict[str, nn.Module]:
-        """The named layers of this architecture, in order."""
+        layers = plan(spec.name, spec.input_shape, spec.n_classes, spec.params)
+        self.layers = nn.Sequential(OrderedDict((layer.name, _module(layer)) for layer in layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
@@ -84,20 +94,12 @@ class ZooModel(nn.Module, abc.ABC):
         return [m for m in self.layers if isinstance(m, nn.Linear)][-1]
 
 
-def _flat(input_shape: tuple[int, int, int]) -> int:
-    c, h, w = input_shape
-    return c * h * w
-
-
 class SoftmaxRegression(ZooModel):
     """Multinomial logistic regression: one linear layer on the flattened input."""
 
     name = "softmax"
     defaults: ClassVar[dict[str, Any]] = {}
     train_defaults: ClassVar[dict[str, Any]] = {"epochs": 60, "lr": 1e-2, "weight_decay": 0.0}
-
-    def _build(self, input_shape, n_classes, params):
-        return OrderedDict(flatten=nn.Flatten(), fc=nn.Linear(_flat(input_shape), n_classes))
 
 
 class MLP(ZooModel):
@@ -106,40 +108,12 @@ class MLP(ZooModel):
     name = "mlp"
     defaults: ClassVar[dict[str, Any]] = {"hidden": [128, 64]}
 
-    def _build(self, input_shape, n_classes, params):
-        layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
-        width = _flat(input_shape)
-        for i, h in enumerate(params["hidden"], start=1):
-            layers[f"fc{i}"] = nn.Linear(width, h)
-            layers[f"relu{i}"] = nn.ReLU()
-            width = h
-        layers[f"fc{len(params['hidden']) + 1}"] = nn.Linear(width, n_classes)
-        return layers
-
 
 class CNN(ZooModel):
     """Two conv-ReLU-maxpool blocks and two fully connected layers."""
 
     name = "cnn"
     defaults: ClassVar[dict[str, Any]] = {"channels": [16, 32], "hidden": 64}
-
-    def _build(self, input_shape, n_classes, params):
-        c, h, w = input_shape
-        c1, c2 = params["channels"]
-        if h % 4 or w % 4:
-            raise InputError(f"cnn needs input height and width divisible by 4, got {h}×{w}")
-        return OrderedDict(
-            conv1=nn.Conv2d(c, c1, 3, padding=1),
-            relu1=nn.ReLU(),
-            pool1=nn.MaxPool2d(2),
-            conv2=nn.Conv2d(c1, c2, 3, padding=1),
-            relu2=nn.ReLU(),
-            pool2=nn.MaxPool2d(2),
-            flatten=nn.Flatten(),
-            fc1=nn.Linear(c2 * (h // 4) * (w // 4), params["hidden"]),
-            relu3=nn.ReLU(),
-            fc2=nn.Linear(params["hidden"], n_classes),
-        )
 
 
 class QuadNet(ZooModel):
@@ -154,21 +128,6 @@ class QuadNet(ZooModel):
         "weight_decay": 1e-3,
         "grad_clip": 1.0,
     }
-
-    def _build(self, input_shape, n_classes, params):
-        c, h, w = input_shape
-        if h % 2 or w % 2:
-            raise InputError(f"quad needs even input height and width, got {h}×{w}")
-        ch = params["channels"]
-        return OrderedDict(
-            conv1=nn.Conv2d(c, ch, 3, padding=1),
-            square1=Square(),
-            pool1=SumPool2d(2),
-            flatten=nn.Flatten(),
-            fc1=nn.Linear(ch * (h // 2) * (w // 2), params["hidden"]),
-            square2=Square(),
-            fc2=nn.Linear(params["hidden"], n_classes),
-        )
 
 
 ARCHITECTURES: dict[str, type[ZooModel]] = {

@@ -427,6 +427,12 @@ def from_callable(
     )
 
 
+def white_box(model: Target | nn.Module, operation: str) -> nn.Module:
+    """The torch module of ``model``: itself, or a target's white box (BlackBoxOnly,
+    naming ``operation``, for a black box)."""
+    return model if isinstance(model, nn.Module) else model.require_module(operation)
+
+
 def as_target(model: Target | nn.Module, input_shape: Sequence[int] | None = None) -> Target:
     """``model`` itself if it is a target, else a white-box target of a torch module that
     takes canonical images of ``input_shape`` (a zoo model knows its own)."""

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from vtrust._io import output_folder
 from vtrust.models import accuracy, build_model, load_with_splits, model_sha256, save_model
 from vtrust.models.recipes import default_config
 from vtrust.watermark.dynamic import EPOCH_FACTOR, DynamicWatermark, new_dynamic_key
@@ -95,9 +96,11 @@ def fingerprint_model(
     seed: int | None = None,
     data: str | None = None,
 ) -> dict[str, Any]:
-    """One marked copy per user in ``out_dir``, keys in the SQLite ``registry``."""
+    """One marked copy per user in ``out_dir`` (created), keys in the SQLite
+    ``registry`` (its folder must exist)."""
     loaded, splits = load_with_splits(model_file, data)
     store = FingerprintRegistry(registry)
+    out_dir = output_folder(out_dir)
     copies = fingerprint_copies(loaded.model, splits.victim, users, bits=bits, seed=seed)
     result = {}
     for user, (model, key) in copies.items():

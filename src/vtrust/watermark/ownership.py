@@ -10,7 +10,7 @@ from torch import nn
 
 from vtrust.data import Splits
 from vtrust.errors import InputError
-from vtrust.targets.base import Target
+from vtrust.targets.base import Target, white_box
 from vtrust.watermark.dynamic import DynamicWatermark
 from vtrust.watermark.keys import WatermarkKey
 from vtrust.watermark.notary import NotaryPublic, check_receipt
@@ -40,9 +40,8 @@ def verify(
     the key's secret; ``dating`` adds the notary check. ``model`` is a target of any
     format (static keys need its white box: BlackBoxOnly otherwise) or a torch module."""
     if key.static is not None:
-        module = model if isinstance(model, nn.Module) else \
-            model.require_module("static watermark verification")  # fmt: skip
-        result = StaticWatermark(key).verify(module, fpr=fpr)
+        result = StaticWatermark(key).verify(white_box(model, "static watermark verification"),
+                                             fpr=fpr)  # fmt: skip
     else:
         try:
             marked = DynamicWatermark(key, splits)

@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from vtrust._io import check_output_path
 from vtrust.data import Dataset
 from vtrust.errors import InputError, VtrustError
 from vtrust.models import TrainConfig
@@ -61,9 +62,8 @@ class FingerprintRegistry:
     """A SQLite table of (user, model version) → static key."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = check_output_path(path) if not Path(path).exists() else Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
             if self.path.stat().st_mode & 0o077:
                 os.chmod(self.path, 0o600)

@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 import numpy as np
 from torch import nn
 
+from vtrust import quick
 from vtrust.attacks.base import (
     AttackerResources,
     ExtractionResult,
@@ -89,9 +90,8 @@ class ExtractionAttack(abc.ABC):
     ) -> tuple[QuerySession, StageTimer, np.random.Generator]:
         """What every run begins with: a query session over the budget (``budget``
         overrides ``params.budget``), a stage timer and the seeded generator."""
-        session = QuerySession(
-            resources, budget or self.params.budget, labels_only=self.params.labels_only
-        )
+        spend = quick.queries(budget or self.params.budget)  # capped by VTRUST_QUICK only
+        session = QuerySession(resources, spend, labels_only=self.params.labels_only)
         return session, StageTimer(), np.random.default_rng(seed)
 
     def thief_from(
