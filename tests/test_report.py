@@ -46,6 +46,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
 def test_a_zoomed_axis_holds_every_value_and_shows_their_spread(values):
     low, high = axis_span(values)
     assert 0 <= low <= min(values) and max(values) <= high
+    assert axis_span(values, ceiling=1.0)[1] <= 1.0
     spread = max(values) - min(values)
     assert high - low <= 2 * spread + 0.06  # zoomed: the span, margins and rounding
 

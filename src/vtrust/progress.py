@@ -48,7 +48,11 @@ def _in_log() -> bool:
 def _emit(line: str) -> None:
     with _lock:
         _state["last_print"] = time.monotonic()
-    tqdm.write(line, file=sys.stderr)
+    if sys.stderr.isatty():  # around the bars
+        tqdm.write(line, file=sys.stderr)
+    else:  # a log has no bars: no need for tqdm's lock, which a busy pool may hold
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 def _duration(seconds: float) -> str:

@@ -79,8 +79,8 @@ def bar_plot(values: Mapping[str, float], *, title: str, ylabel: str, zoom: bool
     heights = [values[n] for n in names]
     bars = ax.bar(names, heights)
     ax.bar_label(bars, fmt="%.3f")
-    if zoom and heights:
-        low, high = axis_span(heights)
+    if zoom and heights:  # fractions (all in [0, 1]) keep the axis within [0, 1]
+        low, high = axis_span(heights, ceiling=1.0 if max(heights) <= 1 else None)
         ax.set_ylim(low, high)
         ylabel = f"{ylabel} (axis from {low:.2f})" if low > 0 else ylabel
     ax.set_title(title)
@@ -89,14 +89,17 @@ def bar_plot(values: Mapping[str, float], *, title: str, ylabel: str, zoom: bool
     return fig
 
 
-def axis_span(values: Sequence[float], floor: float = 0.0) -> tuple[float, float]:
+def axis_span(
+    values: Sequence[float], floor: float = 0.0, ceiling: float | None = None
+) -> tuple[float, float]:
     """An axis range showing the differences between ``values``: their span plus a
-    margin of half the span (at least 0.02) on each side, rounded out to 0.01, not
-    below ``floor``."""
+    margin of half the span (at least 0.02) on each side, rounded out to 0.01, within
+    ``floor`` and ``ceiling``."""
     low, high = min(values), max(values)
     margin = max(0.5 * (high - low), 0.02)
+    top = math.ceil((high + margin) * 100) / 100
     return (max(floor, math.floor((low - margin) * 100) / 100),
-            math.ceil((high + margin) * 100) / 100)  # fmt: skip
+            top if ceiling is None else min(ceiling, top))  # fmt: skip
 
 
 def heatmap(
