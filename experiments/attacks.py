@@ -5,7 +5,8 @@ regression victim), each with its accuracy/fidelity-vs-budget curve; removal att
 sweep their strengths on the MLP victim; direct stealing compares fine-tuning the stolen
 weights with training from scratch.
 
-    python experiments/attacks.py [--dataset digits|idx:DIR] [--seed S] [--out DIR]
+    python experiments/attacks.py [--dataset digits|idx:DIR] [--seed S] [--attacks A,B]
+                                  [--out DIR]
 
 Writes ``results/attacks/results.json``, ``report.md`` and PNG plots.
 """
@@ -13,17 +14,19 @@ Writes ``results/attacks/results.json``, ``report.md`` and PNG plots.
 from __future__ import annotations
 
 import argparse
-import os
+import dataclasses
 import time
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 from vtrust import progress  # noqa: E402
 from vtrust.catalog import list_entries  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
 from vtrust.evaluation.attacks import run_entry  # noqa: E402
+from vtrust.models.files import model_sha256  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402
 
@@ -33,13 +36,28 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/attacks"))
+    parser.add_argument("--attacks", default=None,
+                        help="Comma-separated catalog names (default: every attack).")  # fmt: skip
+    parser.add_argument("--thief-steps", type=int, default=None,
+                        help="Override every extraction thief's training steps (a reduced "
+                        "run; the default is each entry's own).")  # fmt: skip
     args = parser.parse_args()
+    chosen = None if args.attacks is None else set(args.attacks.split(","))
 
     started = time.perf_counter()
     splits = load_dataset(args.dataset, seed=args.seed)
-    victims = {arch: train_model(splits, arch, seed=args.seed).model for arch in ("mlp", "softmax")}
+    entries = [e for e in list_entries("attacks") if chosen is None or e.name in chosen]
+    if args.thief_steps is not None:  # a reduced run: every thief trained for fewer steps
+        steps = {"thief_steps": args.thief_steps}
+        entries = [
+            dataclasses.replace(e, params=dataclasses.replace(e.params, **steps))
+            if hasattr(e.params, "thief_steps") else e
+            for e in entries
+        ]  # fmt: skip
+    needed = {"softmax" if e.kind == "equation-solving" else "mlp" for e in entries}
+    victims = {arch: train_model(splits, arch, seed=args.seed).model for arch in sorted(needed)}
     results = {}
-    for entry in list_entries("attacks"):
+    for entry in entries:
         victim = "softmax" if entry.kind == "equation-solving" else "mlp"
         progress.stage(f"[attacks] {entry.name} against the {victim} victim")
         results[entry.name] = {
@@ -130,7 +148,14 @@ def main() -> None:
     report.add_text(f"Total time {time.perf_counter() - started:.0f} s.")
     report.write(
         args.out,
-        {"dataset": args.dataset, "seed": args.seed, "attacks": results},
+        {
+            "dataset": args.dataset,
+            "seed": args.seed,
+            "attacks": results,
+            # the victims' weight hashes: the most sensitive check that a rerun is the same
+            "victims": {arch: model_sha256(model) for arch, model in victims.items()},
+            "numerics": numerics_record(),
+        },
         json_name="results.json",
     )
     progress.stage(f"[attacks] wrote {args.out / 'report.md'}")

@@ -13,12 +13,12 @@ oracle's overhead ratios (goal ≤ 1.10), A/B interleaved in this run.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -137,6 +137,7 @@ def main() -> None:
         ["runtime", "runtime ms", "oracle ms", "ratio"],
         [[k, v["runtime_ms"], v["oracle_ms"], v["ratio"]] for k, v in results["overhead"].items()],
     )
+    results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")
     progress.stage(f"[byom] wrote {args.out / 'report.md'}")
 

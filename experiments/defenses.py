@@ -14,12 +14,12 @@ benign client sends the whole test split; on larger data ``--per-client`` (defau
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 from vtrust import progress  # noqa: E402
 from vtrust.attacks.extraction.common import ExtractionAttack  # noqa: E402
@@ -188,6 +188,7 @@ def write_report(results: dict, args) -> None:
             f"Thief accuracy against {xlabel}; each line starts at the undefended point.",
         )
     report.add_text(f"Total time {results['seconds']:.0f} s.")
+    results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")
     progress.stage(f"[defenses] wrote {args.out / 'report.md'}")
 

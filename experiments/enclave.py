@@ -13,11 +13,12 @@ the host's linear algebra 30× faster, the setting Slalom's speed-ups come from.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -174,6 +175,7 @@ def write_report(results: dict, args) -> None:
         "re-initialised), against the number of units kept inside.",
     )  # fmt: skip
     report.add_text(f"Total time {results['seconds']:.0f} s.")
+    results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")
     progress.stage(f"[enclave] wrote {args.out / 'report.md'}")
 

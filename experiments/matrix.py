@@ -12,11 +12,12 @@ Writes ``results/matrix/results.json`` (cells and per-pair means), ``report.md``
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 from vtrust import progress  # noqa: E402
 from vtrust.evaluation.matrix import MatrixSpec, run_matrix  # noqa: E402
@@ -50,6 +51,7 @@ def main() -> None:
     result["spec"]["target"] = "victim.safetensors"  # relative: results do not name paths
     result["dataset"], result["seed"] = args.dataset, args.seed
     result["victim_accuracy"] = trained.test_accuracy
+    result["numerics"] = numerics_record()
     result["summary"] = summarise(result)
     result["seconds"] = time.perf_counter() - started
     write_report(result, args.out)

@@ -12,12 +12,12 @@ measured within one run (medians of a few repeats).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads (timings: 1 thread)
 
 import numpy as np  # noqa: E402
 
@@ -181,6 +181,7 @@ def write_report(results: dict, args) -> None:
         "Proof size (prover messages) against width, depth and batch.",
     )  # fmt: skip
     report.add_text(f"Total time {results['seconds']:.0f} s.")
+    results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")
     progress.stage(f"[proofs] wrote {args.out / 'report.md'}")
 

@@ -10,11 +10,12 @@ Writes ``results/scrambling/results.json``, ``report.md`` and a PNG plot.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
 
@@ -140,6 +141,7 @@ def write_report(results: dict, args) -> None:
         "against training the same architecture from scratch on the same data.",
     )
     report.add_text(f"Total time {results['seconds']:.0f} s.")
+    results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")
     progress.stage(f"[scrambling] wrote {args.out / 'report.md'}")
 

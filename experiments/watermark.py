@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import copy
 import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
 
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
-os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+from vtrust.reproducible import numerics_record, pin_numerics
+
+pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import torch  # noqa: E402
 
@@ -157,6 +157,7 @@ def main() -> None:
         ],
     )
     report.add_text(f"Total time {time.perf_counter() - started:.0f} s.")
+    results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")
     progress.stage(f"[watermark] wrote {args.out / 'report.md'}")
 

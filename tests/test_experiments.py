@@ -1,6 +1,7 @@
 """Experiment scripts reproduce: the same seed gives the same results.json, timings aside."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +13,19 @@ from vtrust.report import without_timings
 ROOT = Path(__file__).resolve().parents[1]
 
 
+THREAD_SETTINGS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                   "VTRUST_THREADS")  # fmt: skip
+
+
 def run_twice(tmp_path, script, *args):
+    """Two runs of a study, with one and with two threads asked for in the environment
+    (what torch and the BLAS libraries read): the setting must not change a number."""
     outs = []
-    for run in ("a", "b"):
+    for run, threads in (("a", "1"), ("b", "2")):
         out = tmp_path / run
         command = [sys.executable, str(ROOT / "experiments" / script), *args, "--out", str(out)]
-        subprocess.run(command, check=True, capture_output=True, timeout=600)
+        env = {**os.environ, **dict.fromkeys(THREAD_SETTINGS, threads)}
+        subprocess.run(command, check=True, capture_output=True, timeout=600, env=env)
         outs.append(json.loads((out / "results.json").read_text()))
     return outs
 
@@ -26,6 +34,7 @@ def run_twice(tmp_path, script, *args):
     ("script", "args"),
     [
         ("scrambling.py", ["--keys", "2", "--archs", "mlp"]),
+        ("attacks.py", ["--attacks", "knockoff-attacker-400,prune-global", "--thief-steps", "150"]),
         ("proofs.py", ["--no-timit", "--repeats", "1"]),
     ],
 )
