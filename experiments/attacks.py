@@ -43,6 +43,11 @@ def main() -> None:
                         "run; the default is each entry's own).")  # fmt: skip
     args = parser.parse_args()
     chosen = None if args.attacks is None else set(args.attacks.split(","))
+    known = {e.name for e in list_entries("attacks")}
+    if chosen is not None and chosen - known:
+        parser.error(f"--attacks: unknown {sorted(chosen - known)} (see `vtrust attack list`)")
+    if args.thief_steps is not None and args.thief_steps < 1:
+        parser.error("--thief-steps must be at least 1")
 
     started = time.perf_counter()
     splits = load_dataset(args.dataset, seed=args.seed)

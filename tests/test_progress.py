@@ -38,3 +38,17 @@ def test_the_heartbeat_is_silent_outside_a_command(monkeypatch, capsys):
         progress.stage("[test] inside a command")
         time.sleep(1.0)
     assert "still running" in capsys.readouterr().err
+
+
+def test_a_malformed_heartbeat_setting_is_bad_input_not_a_traceback(tmp_path):
+    for raw in ("abc", "0", "-1", "inf", "nan"):
+        assert progress._heartbeat_setting(raw)[1] is not None, raw
+    assert progress._heartbeat_setting("2.5") == (2.5, None)
+    import os
+    import subprocess
+
+    env = {**os.environ, "VTRUST_HEARTBEAT": "abc"}
+    done = subprocess.run([sys.executable, "-m", "vtrust", "--version", "--json"], env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "VTRUST_HEARTBEAT" in done.stderr

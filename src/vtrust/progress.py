@@ -23,9 +23,22 @@ from tqdm.auto import tqdm
 
 T = TypeVar("T")
 
+
 # 5 s of silence, checked twice a second: a line within 10 s even when an import or a
 # compiler holds the interpreter lock for a few seconds (measured: up to ~3 s under load)
-HEARTBEAT_SECONDS = float(os.environ.get("VTRUST_HEARTBEAT", "5"))
+def _heartbeat_setting(raw: str) -> tuple[float, str | None]:
+    """``VTRUST_HEARTBEAT`` as seconds, or the default 5 and why the value was refused
+    (the CLI reports it as bad input; a library user keeps the default)."""
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not (0 < seconds < float("inf")):
+        return 5.0, f"VTRUST_HEARTBEAT must be a positive number of seconds, got {raw!r}"
+    return seconds, None
+
+
+HEARTBEAT_SECONDS, SETTING_ERROR = _heartbeat_setting(os.environ.get("VTRUST_HEARTBEAT", "5"))
 
 _enabled = os.environ.get("VTRUST_QUIET", "") in ("", "0")
 _lock = threading.Lock()

@@ -43,6 +43,8 @@ def run(argv: list[str] | None = None) -> int:
     as_json = "--json" in args
     from vtrust import quick
 
+    if progress.SETTING_ERROR:
+        return _fail(progress.SETTING_ERROR, 2, as_json)
     if quick.enabled():  # a warning, not progress: shown even with -q
         click.echo(f"vtrust: warning: {quick.WARNING}", err=True)
     try:
