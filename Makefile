@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.vtrust-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup demo test bench lint clean reproduce
+.PHONY: setup demo test bench lint clean reproduce reproduce-check
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/python experiments/reproduce.py
+
+reproduce-check: $(STAMP)
+	$(BIN)/python experiments/reproduce.py --check
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -14,13 +14,20 @@ Writes ``results/attacks/results.json``, ``report.md`` and PNG plots.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 from pathlib import Path
 
 from vtrust.reproducible import numerics_record, pin_numerics
 
 pin_numerics()  # one thread and MKL reproducibility, before torch loads
+
+from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
+from study_options import (  # noqa: E402
+    add_subset_option,
+    add_thief_steps_option,
+    subset,
+    with_thief_steps,
+)
 
 from vtrust import progress  # noqa: E402
 from vtrust.catalog import list_entries  # noqa: E402
@@ -30,35 +37,28 @@ from vtrust.models.files import model_sha256  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402
 
+# attacks on a watermark key (the watermark study runs them) or on a proof's statement
+NOT_ON_THE_MODEL = ("ambiguity", "statement-substitution")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/attacks"))
-    parser.add_argument("--attacks", default=None,
-                        help="Comma-separated catalog names (default: every attack).")  # fmt: skip
-    parser.add_argument("--thief-steps", type=int, default=None,
-                        help="Override every extraction thief's training steps (a reduced "
-                        "run; the default is each entry's own).")  # fmt: skip
+    add_subset_option(parser, "attacks", what="attacks")
+    add_thief_steps_option(parser)
+    add_seed_options(parser, jobs=3)
     args = parser.parse_args()
-    chosen = None if args.attacks is None else set(args.attacks.split(","))
-    known = {e.name for e in list_entries("attacks")}
-    if chosen is not None and chosen - known:
-        parser.error(f"--attacks: unknown {sorted(chosen - known)} (see `vtrust attack list`)")
-    if args.thief_steps is not None and args.thief_steps < 1:
-        parser.error("--thief-steps must be at least 1")
+    every = [e.name for e in list_entries("attacks") if e.kind not in NOT_ON_THE_MODEL]
+    chosen = set(subset(parser, "attacks", args.attacks, every))
+    entries = [e for e in list_entries("attacks") if e.name in chosen]  # catalog order
+    entries = with_thief_steps(parser, entries, args.thief_steps)
+    if run_over_seeds(__file__, args, study="attacks"):
+        return
 
     started = time.perf_counter()
     splits = load_dataset(args.dataset, seed=args.seed)
-    entries = [e for e in list_entries("attacks") if chosen is None or e.name in chosen]
-    if args.thief_steps is not None:  # a reduced run: every thief trained for fewer steps
-        steps = {"thief_steps": args.thief_steps}
-        entries = [
-            dataclasses.replace(e, params=dataclasses.replace(e.params, **steps))
-            if hasattr(e.params, "thief_steps") else e
-            for e in entries
-        ]  # fmt: skip
     needed = {"softmax" if e.kind == "equation-solving" else "mlp" for e in entries}
     victims = {arch: train_model(splits, arch, seed=args.seed).model for arch in sorted(needed)}
     results = {}

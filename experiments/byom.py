@@ -22,6 +22,7 @@ pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
 from torch import nn  # noqa: E402
 
 from vtrust import progress  # noqa: E402
@@ -117,11 +118,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-full", action="store_true", help="Skip the default audit.")
     parser.add_argument("--out", type=Path, default=Path("results/byom"))
+    add_seed_options(parser, jobs=1)
     args = parser.parse_args()
+    if run_over_seeds(__file__, args, study="byom"):
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     data = mnist_sized_data(args.dataset, args.out)
     model = export_user_model(data, args.out, args.seed)
-    results = {"dataset": data, "torch_threads": torch.get_num_threads(),
+    label = args.dataset or "the digits upscaled to 28×28"  # not the per-run file's path
+    results = {"dataset": label, "torch_threads": torch.get_num_threads(),
                "overhead": overheads(model)}  # fmt: skip
     progress.stage("[byom] quick audit")
     results["quick_audit"] = timed_audit(model, data, AuditPlan.quick(), args.seed)

@@ -21,6 +21,14 @@ from vtrust.reproducible import numerics_record, pin_numerics
 
 pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
+from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
+from study_options import (  # noqa: E402
+    add_subset_option,
+    add_thief_steps_option,
+    subset,
+    with_thief_steps,
+)
+
 from vtrust import progress  # noqa: E402
 from vtrust.attacks.extraction.common import ExtractionAttack  # noqa: E402
 from vtrust.catalog import list_entries, load_entry  # noqa: E402
@@ -55,21 +63,32 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clients", type=int, default=100, help="benign clients")
     parser.add_argument("--per-client", type=int, default=1000, help="(not on digits)")
-    parser.add_argument("--attack-seeds", type=int, default=3, help="attacking clients each")
+    parser.add_argument("--attack-seeds", type=int, default=1,
+                        help="attacking clients per attack and seed")  # fmt: skip
     parser.add_argument(
         "--sweeps",
         default=",".join(name for name, _, _ in SWEEPS),
         help="comma-separated poisoning defenses to sweep",
     )
     parser.add_argument("--out", type=Path, default=Path("results/defenses"))
+    add_subset_option(parser, "attacks", what="extraction attacks against the detectors")
+    add_thief_steps_option(parser)
+    add_seed_options(parser, jobs=3)
     args = parser.parse_args()
+    extraction = [e for e in list_entries("attacks") if isinstance(e.build(), ExtractionAttack)]
+    chosen = set(subset(parser, "attacks", args.attacks, [e.name for e in extraction]))
+    attacks = with_thief_steps(parser, [e for e in extraction if e.name in chosen],
+                               args.thief_steps)  # fmt: skip
+    poison_attack = with_thief_steps(parser, [load_entry("attacks", POISON_ATTACK)],
+                                     args.thief_steps)[0]  # fmt: skip
+    if run_over_seeds(__file__, args, study="defenses"):
+        return
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     splits = load_dataset(args.dataset, seed=args.seed)
     per_client = None if args.dataset == "digits" else args.per_client
     victim = train_model(splits, "mlp", seed=args.seed).model
     detectors = [load_entry("defenses", n) for n in DETECTORS]
-    attacks = [e for e in list_entries("attacks") if isinstance(e.build(), ExtractionAttack)]
     results = {
         "dataset": args.dataset,
         "seed": args.seed,
@@ -90,9 +109,7 @@ def main() -> None:
     progress.stage("[defenses] prediction poisoning sweep")
     chosen = set(args.sweeps.split(","))
     sweeps = [(load_entry("defenses", n), f, v) for n, f, v in SWEEPS if n in chosen]
-    results["poisoning"] = ev.poisoning(
-        victim, splits, sweeps, load_entry("attacks", POISON_ATTACK), seed=args.seed
-    )
+    results["poisoning"] = ev.poisoning(victim, splits, sweeps, poison_attack, seed=args.seed)
     results["seconds"] = time.perf_counter() - started
     write_report(results, args)
 

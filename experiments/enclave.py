@@ -22,6 +22,7 @@ pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
 
 from vtrust import keystream, progress  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
@@ -36,7 +37,8 @@ from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402
 from vtrust.timing import median_seconds  # noqa: E402
 
-HOSTS = {"CPU host": CostModel(), "GPU host (30×)": CostModel(host_speedup=30.0)}
+GPU_HOST = "GPU host (30×)"
+HOSTS = {"CPU host": CostModel(), GPU_HOST: CostModel(host_speedup=30.0)}
 
 
 def freivalds_ratio(n: int, seed: int) -> dict:
@@ -64,8 +66,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--trials", type=int, default=1000, help="tampering trials")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--fractions", default="0.1,1.0",
+                        help="shares of the attacker split a thief trains on")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("results/enclave"))
+    add_seed_options(parser, jobs=1)
     args = parser.parse_args()
+    try:
+        if not all(0 < float(f) <= 1 for f in args.fractions.split(",")):
+            raise ValueError
+    except ValueError:
+        parser.error(f"--fractions: shares in (0, 1], comma-separated, got {args.fractions!r}")
+    if run_over_seeds(__file__, args, study="enclave"):
+        return
     started = time.perf_counter()
     splits = load_dataset(args.dataset, seed=args.seed)
     progress.stage(f"[enclave] training the {args.arch} victim")
@@ -105,9 +117,18 @@ def main() -> None:
         name: throughput(wide, noise, noise[: args.batch], cost=cost)
         for name, cost in HOSTS.items()
     }
+    results["speedup_slalom_gpu_host"] = {  # the figure Slalom's paper reports
+        label: next(row["speedup_over_all_inside"] for row in results[key][GPU_HOST]
+                    if row["split"] == "slalom")
+        for label, key in (("digits CNN", "throughput"), ("wide MLP", "throughput_wide"))
+    }  # fmt: skip
     progress.stage("[enclave] stealing from the outside part")
     results["stealing"] = stealing_curve(
-        model, splits.attacker, splits.test, fractions=[0.1, 1.0], seed=args.seed
+        model,
+        splits.attacker,
+        splits.test,
+        fractions=[float(f) for f in args.fractions.split(",")],
+        seed=args.seed,
     )
     results["seconds"] = time.perf_counter() - started
     write_report(results, args)

@@ -20,6 +20,7 @@ from vtrust.reproducible import numerics_record, pin_numerics
 pin_numerics()  # one thread and MKL reproducibility, before torch loads (timings: 1 thread)
 
 import numpy as np  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
 
 from vtrust import progress  # noqa: E402
 from vtrust.catalog import load_entry  # noqa: E402
@@ -81,23 +82,31 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=5, help="timings: the median of this many runs"
     )
+    parser.add_argument("--sweep-points", type=int, default=None,
+                        help="only the first N points of each sweep (a reduced run)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("results/proofs"))
+    add_seed_options(parser, jobs=1)
     args = parser.parse_args()
+    if args.sweep_points is not None and args.sweep_points < 1:
+        parser.error("--sweep-points must be at least 1")
+    points = slice(args.sweep_points)
+    if run_over_seeds(__file__, args, study="proofs"):
+        return
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"dataset": args.dataset, "seed": args.seed, "trained": trained(args)}
     progress.stage("[proofs] width, depth and batch sweeps")
     results["width"] = [
         sweep_point([w, w, w, 16], 64, args.seed, repeats=args.repeats)
-        for w in progress.bar([64, 128, 256, 512, 1024], desc="width")
+        for w in progress.bar([64, 128, 256, 512, 1024][points], desc="width")
     ]
     results["depth"] = [
         sweep_point([256] * (d + 1) + [16], 64, args.seed, repeats=args.repeats)
-        for d in progress.bar([1, 2, 3, 4], desc="depth")
+        for d in progress.bar([1, 2, 3, 4][points], desc="depth")
     ]
     results["batch"] = [
         sweep_point([256, 256, 256, 16], b, args.seed, repeats=args.repeats)
-        for b in progress.bar([16, 64, 256, 512], desc="batch")
+        for b in progress.bar([16, 64, 256, 512][points], desc="batch")
     ]
     if not args.no_timit:
         progress.stage("[proofs] TIMIT shape (batch 512, 1845-2000-2000-2000-183)")

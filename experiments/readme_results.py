@@ -4,19 +4,27 @@
 
 Everything between ``<!-- results:begin -->`` and ``<!-- results:end -->`` is replaced
 by tables built from ``results/<study>/results.json`` (studies without results are
-listed as not run). No figure in that section is typed by hand.
+listed as not run). A study run over several seeds (``across_seeds``) shows each figure
+as mean (min–max) over the seeds; a figure the same in every seed is shown once. Where a
+row reproduces a published result, ``experiments/papers.toml`` puts the paper's figure
+and setting beside vtrust's. No figure in that section is typed by hand.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
+from vtrust.evaluation.spread import is_spread, spread
 from vtrust.report import markdown_table
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+PAPERS = Path(__file__).resolve().with_name("papers.toml")
 
 
 def _load(results: Path, study: str) -> dict[str, Any] | None:
@@ -25,41 +33,107 @@ def _load(results: Path, study: str) -> dict[str, Any] | None:
 
 
 def _f(value: Any, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+    """A figure: a number, a spread as ``mean (min–max)``, a count of flags as ``k/n``."""
+    if value is None:
+        return "—"
+    if is_spread(value):
+        missing = f", {value['missing']} seeds none" if value.get("missing") else ""
+        return (f"{value['mean']:.{digits}f} ({value['min']:.{digits}f}–"
+                f"{value['max']:.{digits}f}{missing})")  # fmt: skip
+    if isinstance(value, dict) and "true" in value:
+        return f"{value['true']}/{value['n']} seeds"
+    if isinstance(value, dict) and "per_seed" in value:
+        return " / ".join(_f(v, digits) for v in value["per_seed"])
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
 
 
-def attacks(r: dict) -> str:
+def _values(value: Any) -> list[Any]:
+    """A figure's per-seed values (one value when it was the same in every seed)."""
+    return list(value["values"]) if is_spread(value) else [value]
+
+
+def _per_seed(fn: Callable[..., float], *figures: Any) -> Any:
+    """``fn`` applied seed by seed to figures that may be spreads; a spread again."""
+    columns = [_values(f) for f in figures]
+    n = max(len(c) for c in columns)
+    rows = [[c[i] if len(c) > 1 else c[0] for c in columns] for i in range(n)]
+    results = [fn(*row) for row in rows]
+    return results[0] if len(set(results)) == 1 else spread(results)
+
+
+def _total(count: Any, n: int) -> int:
+    """A per-seed count summed over the ``n`` seeds (a count the same in every seed was
+    kept once)."""
+    return sum(count["values"]) if is_spread(count) else count * n
+
+
+def _always(flag: Any) -> bool:
+    return flag is True
+
+
+def _never(flag: Any) -> bool:
+    return flag is False
+
+
+def attacks(r: dict, n: int) -> str:
     rows = []
     for name, a in sorted(r["attacks"].items()):
         if a["category"] in ("extraction", "direct"):
-            rows.append([name, a["category"], a.get("queries", 0), _f(a["thief_accuracy"]),
+            rows.append([name, a["category"], _f(a.get("queries", 0)), _f(a["thief_accuracy"]),
                          _f(a["fidelity"])])  # fmt: skip
     return markdown_table(["attack", "kind", "queries", "thief accuracy", "fidelity"], rows)
 
 
-def watermark(r: dict) -> str:
+def watermark(r: dict, n: int) -> str:
     rows = []
     for kind in ("static", "dynamic"):
         w = r[kind]
-        survived = [a["attack"] for a in w["robustness"]["attacks"] if a["watermark_survives"]]
-        removed = [a["attack"] for a in w["robustness"]["attacks"] if not a["watermark_survives"]]
+        outcomes = w["robustness"]["attacks"]
+        survived = [a["attack"] for a in outcomes if _always(a["watermark_survives"])]
+        removed = [a["attack"] + ("" if _never(a["watermark_survives"]) else
+                                  f" ({_f(a['watermark_survives'])} survive)")
+                   for a in outcomes if not _always(a["watermark_survives"])]  # fmt: skip
         rows.append([kind, _f(w["accuracy_plain"], 4), _f(w["accuracy_marked"], 4),
-                     w.get("null_false_positives", "—"), len(survived),
+                     _f(w.get("null_false_positives")), len(survived),
                      ", ".join(removed) or "none"])  # fmt: skip
-    return markdown_table(["mark", "accuracy plain", "marked", "false positives on null models",
-                           "attacks survived", "removed by"], rows)  # fmt: skip
+    text = markdown_table(["mark", "accuracy plain", "marked", "false positives on null models",
+                           "attacks survived (every seed)", "removed by"], rows)  # fmt: skip
+    after = [[kind, name, _f(a["p_value"], 3), _f(a["score"], 3)]
+             for kind in ("static", "dynamic")
+             for name, a in r[kind].get("after_attacks", {}).items()]  # fmt: skip
+    if after:
+        text += ("\n\nAfter each attack, at its strongest setting that keeps the copy "
+                 "usable (score: matched bits for the static mark — BER is 1 − score — "
+                 "trigger accuracy for the dynamic one):\n\n") + markdown_table(
+            ["mark", "attack", "p-value", "score"], after)  # fmt: skip
+    return text
 
 
-def defenses(r: dict) -> str:
+def defenses(r: dict, n: int) -> str:
     fp = r["false_positives"]
-    text = "Benign clients flagged: " + ", ".join(
-        f"{name} {v['flagged']}/{v['clients']}" for name, v in fp.items()) + ".\n\n"  # fmt: skip
-    rows = [[d["attack"], d["detector"], f"{d['detected']}/{d['clients']}",
+    flagged = [f"{name} {_total(v['flagged'], n)} of {_total(v['clients'], n)}"
+               for name, v in fp.items()]  # fmt: skip
+    text = "Benign clients flagged: " + ", ".join(flagged) + ".\n\n"
+    rows = [[d["attack"], d["detector"], f"{_total(d['detected'], n)} of {_total(d['clients'], n)}",
              _f(d["median_queries"], 0)] for d in r["detection"]]  # fmt: skip
-    return text + markdown_table(["attack", "detector", "clients flagged", "median queries"], rows)
+    text += markdown_table(["attack", "detector", "attacking clients flagged (all seeds)",
+                            "median queries to the flag"], rows)  # fmt: skip
+    poison = [[p["defense"], f"{p['parameter']}={p['value']}" if p["parameter"] else "",
+               _f(p["defender_accuracy"]), _f(p["thief_accuracy_probs"]),
+               _f(p["thief_accuracy_labels"])] for p in r.get("poisoning", [])]  # fmt: skip
+    if poison:
+        text += ("\n\nPrediction poisoning against `knockoff-attacker-probs` (defender's "
+                 "top-1 accuracy against the thief's test accuracy):\n\n") + markdown_table(
+            ["defense", "setting", "defender accuracy", "thief (probabilities)",
+             "thief (labels)"], poison)  # fmt: skip
+    return text
 
 
-def proofs(r: dict) -> str:
+def proofs(r: dict, n: int) -> str:
     t = r["trained"]
     text = (
         f"Quantised quadratic network ({r['dataset']}, circuit `{t['circuit']}`): float "
@@ -82,28 +156,28 @@ def proofs(r: dict) -> str:
         ["measure", "value", "goal"], rows)  # fmt: skip
 
 
-def scrambling(r: dict) -> str:
+def scrambling(r: dict, n: int) -> str:
     rows = []
     for arch, m in r["models"].items():
         s = m["scrambled_accuracy"]
         best = max(m["thief"]["1.0"], key=lambda t: t["fraction"])
+        share = _per_seed(lambda v: 100 * v, s["share_within_chance_plus_2pt"])
         rows.append([arch, _f(m["accuracy"], 4), _f(s["mean"], 4), _f(s["max"], 4),
-                     f"{100 * s['share_within_chance_plus_2pt']:.0f} %",
-                     m["unscrambling_bit_exact"], _f(best["finetuned_accuracy"]),
-                     _f(best["scratch_accuracy"])])  # fmt: skip
+                     f"{_f(share, 0)} %", _f(m["unscrambling_bit_exact"]),
+                     _f(best["finetuned_accuracy"]), _f(best["scratch_accuracy"])])  # fmt: skip
     headers = ["model", "accuracy", "scrambled mean", "max", "keys ≤ chance+2", "bit-exact",
                "thief fine-tunes (10 %)", "scratch (10 %)"]  # fmt: skip
     return markdown_table(headers, rows)
 
 
-def enclave(r: dict) -> str:
+def enclave(r: dict, n: int) -> str:
     s, t = r["slalom"], r["tampering"]
     fv = {row["n"]: row for row in r["freivalds"]}
-    exact = s["identical_to_plain_quantised"]
-    text = (f"Slalom: identical to the plain quantised network: {exact};"
-            f" accuracy {_f(s['accuracy'], 4)} (float {_f(s['float_accuracy'], 4)}); tampering "
-            f"detected {t['detected']}/{t['trials']}. Freivalds / recompute at n = 512: "
-            f"{_f(fv[512]['ratio'])} (goal ≤ 0.05).\n\n")  # fmt: skip
+    text = (f"Slalom: identical to the plain quantised network: "
+            f"{_f(s['identical_to_plain_quantised'])}; accuracy {_f(s['accuracy'], 4)} (float "
+            f"{_f(s['float_accuracy'], 4)}); tampering detected {_f(t['detected'])} of "
+            f"{_f(t['trials'])}. Freivalds / recompute at n = 512: {_f(fv[512]['ratio'])} "
+            "(goal ≤ 0.05).\n\n")  # fmt: skip
     rows = []
     for label, key in (("digits CNN", "throughput"), ("wide MLP", "throughput_wide")):
         for host, table in r[key].items():
@@ -118,21 +192,29 @@ def enclave(r: dict) -> str:
     )
     return text + markdown_table(
         ["split", "thief accuracy"],
-        [[row["split"], _f(max(row["finetuned_accuracy"], row["scratch_accuracy"]))]
+        [[row["split"], _f(_per_seed(max, row["finetuned_accuracy"], row["scratch_accuracy"]))]
          for row in steal],
     )  # fmt: skip
 
 
-def matrix(r: dict) -> str:
+def matrix(r: dict, n: int) -> str:
     summary, spec = r["summary"], r["spec"]
-    rows = [[d, *(_f(summary[d][a]["fidelity"]) + ("*" if summary[d][a]["flag_rate"] else "")
+    rows = [[d, *(_f(summary[d][a]["fidelity"]) + _flag_mark(summary[d][a]["flag_rate"])
                   for a in spec["attacks"])] for d in spec["defenses"]]  # fmt: skip
     return (
-        f"Thief fidelity against the MLP victim at {spec['budget']} queries (* = flagged):\n\n"
+        f"Thief fidelity against the MLP victim at {spec['budget']} queries (* = flagged in "
+        "every seed, (*) = in some):\n\n"
     ) + markdown_table(["defense", *spec["attacks"]], rows)
 
 
-def byom(r: dict) -> str:
+def _flag_mark(rate: Any) -> str:
+    values = _values(rate)
+    if all(v for v in values):
+        return "*"
+    return "(*)" if any(values) else ""
+
+
+def byom(r: dict, n: int) -> str:
     rows = [[name.replace("_audit", ""), _f(a["seconds"], 1), _f(a["accuracy"], 4),
              ", ".join(f"{k} {_f(v['fidelity'])}" for k, v in a["attacks"].items())]
             for name, a in r.items() if name.endswith("_audit")]  # fmt: skip
@@ -158,19 +240,53 @@ STUDIES = [
     ("enclave", "Enclave split execution", enclave),
     ("byom", "Auditing your own model", byom),
 ]
+RENDERERS = {study: render for study, _, render in STUDIES}
+
+
+def figure_at(results: Any, path: str) -> Any:
+    """The figure at a dotted ``path`` of a study's results (``None`` if absent)."""
+    node = results
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def papers(study: str, results: dict[str, Any]) -> str:
+    """The table of published figures beside vtrust's, for one study ("" if none)."""
+    entries = [p for p in tomllib.loads(PAPERS.read_text())["paper"] if p["study"] == study]
+    rows = [[p["name"], p["setting"], p["reported"], p["label"],
+             "; ".join(f"{row} {_f(figure_at(results, p['figure'].replace('*', row)))}"
+                       for row in p["rows"])]
+            for p in entries]  # fmt: skip
+    if not rows:
+        return ""
+    return "\n\nBeside the papers (docs/FINDINGS.md says what reproduced):\n\n" + markdown_table(
+        ["paper", "paper's setting", "paper reports", "vtrust figure", "vtrust here"], rows
+    )
+
+
+def render_study(study: str, data: dict[str, Any]) -> str:
+    """One study's tables from its results.json (a single run or several seeds)."""
+    results = data.get("across_seeds", data)
+    seeds = data.get("seeds")
+    head = (f"*{len(seeds)} seeds ({', '.join(map(str, seeds))}): mean (min–max); one "
+            "figure where every seed gave the same.*\n\n") if seeds else ""  # fmt: skip
+    return head + RENDERERS[study](results, len(seeds or [0])) + papers(study, results)
 
 
 def section(results: Path) -> str:
     parts = [BEGIN, "", "*Generated by `experiments/readme_results.py` from "
              "`results/<study>/results.json` (`make reproduce`).*", ""]  # fmt: skip
     times = _load(results, "reproduce") or {}
-    for study, title, render in STUDIES:
+    for study, title, _ in STUDIES:
         data = _load(results, study)
         took = times.get("seconds", {}).get(study)
         suffix = f" — `python experiments/{study}.py`" + (
             f", {took / 60:.1f} min" if took else "")  # fmt: skip
         parts.append(f"### {title}{suffix}\n")
-        parts.append(render(data) if data else "*(not run)*")
+        parts.append(render_study(study, data) if data else "*(not run)*")
         parts.append("")
     parts.append(END)
     return "\n".join(parts)

@@ -1,39 +1,113 @@
-"""Run every study in turn (``make reproduce``), record how long each took, and
-regenerate the README's results section from their outputs.
+"""Run every study in turn (``make reproduce``), record how long each took, regenerate
+the README's results section from their outputs, and with ``--check`` fail when a
+figure left the spread of the committed results.
 
-    python experiments/reproduce.py [--only study,study] [--extra ARGS]
+    python experiments/reproduce.py [--only study,study] [--check] [--results DIR]
+                                    [--readme README.md]
+
+Each study runs with its defaults (three seeds) and writes ``results/<study>/``; the
+committed ``results/<study>/results.json`` files are the reference. ``--check`` (``make
+reproduce-check``) compares every rerun with the committed version of its file (``git
+show HEAD:…``, or the file as it was before the rerun outside a git checkout) by
+:func:`vtrust.evaluation.spread.deviations` — a figure that varies between seeds must
+come back within the committed min–max, a figure the same in every seed must come back
+equal; timings are not compared — prints every figure that left, by study and path, and
+exits 1 if any did.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from vtrust.evaluation.spread import deviations
 
 HERE = Path(__file__).resolve().parent
 STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom"]
 
 
+def committed(path: Path) -> dict[str, Any] | None:
+    """The committed version of a results file: ``git show HEAD:path`` in a checkout,
+    else the file itself; ``None`` when there is neither."""
+    if not path.parent.is_dir():
+        return None
+    shown = subprocess.run(["git", "show", f"HEAD:./{path.name}"], cwd=path.parent,
+                           capture_output=True, text=True)  # fmt: skip
+    if shown.returncode == 0:
+        return json.loads(shown.stdout)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def check_study(study: str, reference: dict[str, Any], rerun: dict[str, Any]) -> list[str]:
+    """Every figure of a rerun outside the reference, as ``study: path: reason``."""
+    ref, new = reference.get("across_seeds", reference), rerun.get("across_seeds", rerun)
+    problems = (
+        []
+        if reference.get("seeds") == rerun.get("seeds")
+        else [f"seeds {rerun.get('seeds')} differ from the committed {reference.get('seeds')}"]
+    )
+    return [f"{study}: {line}" for line in problems + deviations(ref, new)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(STUDIES))
+    parser.add_argument("--only", default=",".join(STUDIES),
+                        help="Comma-separated studies (default: all).")  # fmt: skip
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--readme", type=Path, default=Path("README.md"),
+                        help="The README whose results section is regenerated.")  # fmt: skip
+    parser.add_argument("--study-args", default="",
+                        help="Extra arguments for every study (a reduced run, e.g. in "
+                        "tests; the committed results use none).")  # fmt: skip
+    parser.add_argument("--check", action="store_true",
+                        help="Fail, naming the figures, when a rerun leaves the committed "
+                        "results' spread.")  # fmt: skip
     args = parser.parse_args()
+    studies = args.only.split(",")
+    unknown = sorted(set(studies) - set(STUDIES))
+    if unknown:
+        parser.error(f"--only: unknown studies {unknown} (known: {', '.join(STUDIES)})")
+    references = {}
+    if args.check:
+        for study in studies:
+            references[study] = committed(args.results / study / "results.json")
+            if references[study] is None:
+                parser.error(f"--check: no committed results for {study} "
+                             f"({args.results / study / 'results.json'})")  # fmt: skip
     record_path = args.results / "reproduce" / "results.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"seconds": {}}
-    for study in args.only.split(","):
+    problems: list[str] = []
+    for study in studies:
         print(f"[reproduce] {study} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        subprocess.run([sys.executable, str(HERE / f"{study}.py")], check=True)
+        out = args.results / study
+        subprocess.run([sys.executable, str(HERE / f"{study}.py"), *shlex.split(args.study_args),
+                        "--out", str(out)], check=True)  # fmt: skip
         record["seconds"][study] = time.perf_counter() - started
         print(f"[reproduce] {study}: {record['seconds'][study] / 60:.1f} min", file=sys.stderr)
         record_path.parent.mkdir(parents=True, exist_ok=True)
         record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    subprocess.run([sys.executable, str(HERE / "readme_results.py"),
-                    "--results", str(args.results)], check=True)  # fmt: skip
+        if args.check:
+            found = check_study(study, references[study],
+                                json.loads((out / "results.json").read_text()))  # fmt: skip
+            verdict = f"{len(found)} figures left the committed spread" if found else "checked"
+            print(f"[reproduce] {study}: {verdict}", file=sys.stderr)
+            problems += found
+    subprocess.run([sys.executable, str(HERE / "readme_results.py"), "--results",
+                    str(args.results), "--readme", str(args.readme)], check=True)  # fmt: skip
+    total = sum(record["seconds"].get(s, 0) for s in studies)
+    print(f"[reproduce] {len(studies)} studies in {total / 60:.1f} min", file=sys.stderr)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print(f"[reproduce] check failed: {len(problems)} figures left the committed spread",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from vtrust.reproducible import numerics_record, pin_numerics
 pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
 
 from vtrust import progress  # noqa: E402
 from vtrust.attacks.direct import DirectStealing, DirectStealingParams  # noqa: E402
@@ -90,7 +91,10 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=20, help="keys to scramble with")
     parser.add_argument("--archs", default="mlp,cnn")
     parser.add_argument("--out", type=Path, default=Path("results/scrambling"))
+    add_seed_options(parser, jobs=3)
     args = parser.parse_args()
+    if run_over_seeds(__file__, args, study="scrambling"):
+        return
     started = time.perf_counter()
     splits = load_dataset(args.dataset, seed=args.seed)
     results = {"dataset": args.dataset, "seed": args.seed, "fractions": FRACTIONS,

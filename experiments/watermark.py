@@ -21,11 +21,18 @@ from vtrust.reproducible import numerics_record, pin_numerics
 pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import torch  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
+from study_options import (  # noqa: E402
+    add_subset_option,
+    add_thief_steps_option,
+    subset,
+    with_thief_steps,
+)
 
 from vtrust import progress  # noqa: E402
 from vtrust.catalog import list_entries, load_entry  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
-from vtrust.evaluation.watermark import evaluate_robustness  # noqa: E402
+from vtrust.evaluation.watermark import after_attacks, evaluate_robustness  # noqa: E402
 from vtrust.models import accuracy, build_model  # noqa: E402
 from vtrust.models.recipes import default_config, train_model  # noqa: E402
 from vtrust.watermark.calibration import calibrate  # noqa: E402
@@ -35,6 +42,8 @@ from vtrust.watermark.report import robustness_report  # noqa: E402
 from vtrust.watermark.static import StaticWatermark, new_static_key  # noqa: E402
 
 EXTRACTION = ("knockoff-attacker-400",)
+ATTACK_KINDS = ("fine-tune", "prune", "fine-prune", "quantize", "weight-noise", "weight-shift",
+                "distill", "overwrite", "ambiguity")  # fmt: skip
 
 
 def main() -> None:
@@ -42,27 +51,25 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--null-models", type=int, default=20)
+    parser.add_argument("--users", type=int, default=10,
+                        help="fingerprinted copies (at least 4: user3 is traced, user1 and "
+                        "user2 collude)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("results/watermark"))
+    add_subset_option(parser, "attacks", what="removal, extraction and ambiguity attacks")
+    add_thief_steps_option(parser)
+    add_seed_options(parser, jobs=3)
     args = parser.parse_args()
+    if args.users < 4:
+        parser.error("--users must be at least 4")
+    studied = [e for e in list_entries("attacks") if e.kind in ATTACK_KINDS]
+    studied += [load_entry("attacks", n) for n in EXTRACTION]
+    chosen = set(subset(parser, "attacks", args.attacks, [e.name for e in studied]))
+    attacks = with_thief_steps(parser, [e for e in studied if e.name in chosen], args.thief_steps)
+    if run_over_seeds(__file__, args, study="watermark"):
+        return
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     splits = load_dataset(args.dataset, seed=args.seed)
-    removal = [
-        e
-        for e in list_entries("attacks")
-        if e.kind
-        in (
-            "fine-tune",
-            "prune",
-            "fine-prune",
-            "quantize",
-            "weight-noise",
-            "weight-shift",
-            "distill",
-            "overwrite",
-        )
-    ]
-    attacks = removal + [load_entry("attacks", n) for n in EXTRACTION]
     results: dict = {"dataset": args.dataset, "seed": args.seed}
 
     progress.stage("[watermark] static: 256 bits in the CNN")
@@ -83,6 +90,7 @@ def main() -> None:
             verify_score_owned(s, 256) for s in static_key.calibration.scores
         ),
         "robustness": static_report,
+        "after_attacks": after_attacks(static_report),
     }
 
     progress.stage("[watermark] dynamic: 100 noise triggers in the MLP")
@@ -99,10 +107,11 @@ def main() -> None:
         "accuracy_marked": accuracy(dyn_model, splits.test),
         "null": dyn_key.calibration.to_json(),
         "robustness": dynamic_report,
+        "after_attacks": after_attacks(dynamic_report),
     }
 
-    progress.stage("[watermark] fingerprints: 10 users, tracing and collusion")
-    users = [f"user{i}" for i in range(10)]
+    progress.stage(f"[watermark] fingerprints: {args.users} users, tracing and collusion")
+    users = [f"user{i}" for i in range(args.users)]
     copies = fingerprint_copies(plain_mlp.model, splits.victim, users, seed=args.seed + 7)
     registry = FingerprintRegistry(args.out / "fingerprints.db")
     for user, (_, key) in copies.items():

@@ -95,6 +95,8 @@ def test_removal_attack_curve(capsys, softmax_file, tmp_path):
         (["attack", "run", "jbda", "--target", "{m}", "--defense", "nope"], "no defenses entry"),
         (["attack", "run", "jbda", "--target", "/no/file"], "cannot read model file"),
         (["attack", "run", "jbda", "--target", "{m}", "--budget", "0"], "--budget"),
+        (["attack", "run", "ambiguity", "--target", "{m}"], "forges a watermark key"),
+        (["attack", "run", "input-substitution", "--target", "{m}"], "`vtrust audit` runs it"),
     ],
 )
 def test_attack_errors(capsys, softmax_file, args, message):

@@ -27,6 +27,13 @@ def test_the_log_bar_reports_position_and_what_is_left():
     assert list(progress.LogBar(range(3), "x", None)) == [0, 1, 2]
 
 
+def test_a_bar_iterates_any_sequence_even_an_array():
+    import numpy as np
+
+    assert [int(v) for v in progress.bar(np.array([3, 1, 2]), desc="x")] == [3, 1, 2]
+    assert list(progress.bar(np.array([]), desc="x")) == []
+
+
 def test_the_heartbeat_is_silent_outside_a_command(monkeypatch, capsys):
     monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.2)
     monkeypatch.setattr(progress, "_in_log", lambda: True)

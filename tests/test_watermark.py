@@ -77,10 +77,12 @@ def test_capacity_is_checked(digits):
         new_static_key(model, bits=641)
 
 
-def test_no_false_positives_over_20_null_models(small_mlp, digits):
+def test_calibration_scores_independent_models_near_chance(small_mlp, digits):
+    """`calibrate` trains the null models and keeps their scores (that 20 of them give no
+    false positive is test_adversary_watermark's null-calibration test)."""
     key = new_static_key(small_mlp, bits=256, seed=5)
-    calibration = calibrate(key, digits, "mlp", models=20)
-    assert len(calibration.scores) == 20
+    calibration = calibrate(key, digits, "mlp", models=4)
+    assert len(calibration.scores) == 4
     assert all(binomial_tail(round(s * 256), 256) > 1e-6 for s in calibration.scores)
     assert calibration.threshold(1e-6) < 1.0 and 0.4 < calibration.mean < 0.6
 

@@ -90,7 +90,7 @@ class LogBar:
 
     def __iter__(self) -> Iterator[T]:
         try:
-            for item in self.iterable or ():
+            for item in () if self.iterable is None else self.iterable:
                 yield item
                 self.n += 1
         finally:

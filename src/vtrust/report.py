@@ -49,13 +49,23 @@ def line_plot(
     xlabel: str,
     ylabel: str,
     logx: bool = False,
+    ranges: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
 ) -> Figure:
-    """One line per named ``(xs, ys)`` series."""
+    """One line per named ``(xs, ys)`` series; ``ranges[name] = (lows, highs)`` draws
+    each point's range (e.g. min–max over seeds) as an error bar."""
     fig = Figure(figsize=(6, 4) if len(series) <= 4 else (8, 4))
     ax = fig.add_subplot()
     colours = matplotlib.colormaps["tab20" if len(series) > 10 else "tab10"]
     for i, (label, (xs, ys)) in enumerate(series.items()):
-        ax.plot(list(xs), list(ys), marker="o", markersize=3, label=label, color=colours(i))
+        xs, ys = list(xs), list(ys)
+        if ranges and label in ranges:
+            lows, highs = ranges[label]
+            errors = [[y - lo for y, lo in zip(ys, lows, strict=True)],
+                      [hi - y for y, hi in zip(ys, highs, strict=True)]]  # fmt: skip
+            ax.errorbar(xs, ys, yerr=errors, marker="o", markersize=3, capsize=3, label=label,
+                        color=colours(i))  # fmt: skip
+        else:
+            ax.plot(xs, ys, marker="o", markersize=3, label=label, color=colours(i))
     if logx:
         ax.set_xscale("log")
     ax.set_title(title)
@@ -132,6 +142,11 @@ _TIMING = re.compile(
 )
 
 
+def is_timing_field(name: object) -> bool:
+    """Whether a results field named ``name`` measures time (see :func:`without_timings`)."""
+    return bool(_TIMING.search(str(name)))
+
+
 def without_timings(data: Any) -> Any:
     """``data`` without the fields that measure time (``seconds``, ``*_s``, ``*_ms``,
     ``*_per_second``, ``*_per_batch``, per-stage ``stages``, time ratios such as
@@ -139,7 +154,7 @@ def without_timings(data: Any) -> Any:
     ``ratio*``, ``speedup*``): what must repeat exactly when a study is rerun with
     the same seed."""
     if isinstance(data, dict):
-        return {k: without_timings(v) for k, v in data.items() if not _TIMING.search(str(k))}
+        return {k: without_timings(v) for k, v in data.items() if not is_timing_field(k)}
     if isinstance(data, list):
         return [without_timings(v) for v in data]
     return data

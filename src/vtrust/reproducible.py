@@ -67,4 +67,9 @@ def numerics_record() -> dict[str, object]:
         "numpy": numpy.__version__,
         "python": sys.version.split()[0],
         "bit_exact_when": "same seed, CPU type and library builds",
+        "bit_exact": "every figure but the timings, whatever the thread settings",
+        "not_bit_exact": "timings (seconds, milliseconds, time ratios, modelled throughput "
+        "built on measured times); on another CPU type or torch/MKL build the last bits of "
+        "training may differ and grow into different figures — `make reproduce-check` "
+        "then compares with the committed spread over seeds instead",
     }

@@ -166,6 +166,15 @@ def run_direct(attack: DirectStealing, victim: nn.Module, splits: Splits, *, see
     }
 
 
+#: where the catalog's attacks on something other than the model run
+ELSEWHERE = {
+    "ambiguity": "it forges a watermark key; `vtrust watermark robustness` and `vtrust gate "
+    "watermark` run it against the key",
+    "statement-substitution": "it makes a prover prove another statement; `vtrust audit` "
+    "runs it against the verifier",
+}
+
+
 def run_entry(
     entry: Entry,
     victim: Target | nn.Module,
@@ -205,6 +214,9 @@ def run_entry(
         module = target.require_module(f"the removal attack {entry.name}")
         summary = run_removal(attack, module, splits, seed=seed or 0)
         category = "removal"
+    elif not isinstance(attack, DirectStealing):
+        raise InputError(f"{entry.name} ({entry.kind}) does not attack the model alone: "
+                         + ELSEWHERE.get(entry.kind, "it is run by another command"))  # fmt: skip
     else:
         module = target.require_module(f"direct stealing ({entry.name})")
         if not isinstance(module, ZooModel):

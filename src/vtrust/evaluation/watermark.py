@@ -140,6 +140,26 @@ def evaluate_robustness(
     }
 
 
+def after_attacks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per removal or extraction attack of a robustness ``report``, the attacker's best
+    usable copy: of the attacked copies that keep the accuracy floor, the one whose
+    ownership p-value is highest, with its p-value and score (matched-bit fraction or
+    trigger accuracy); ``None`` when no copy kept the floor. ``survives`` is the verdict."""
+    floor = report["original_accuracy"] - report["max_accuracy_drop"]
+    out: dict[str, dict[str, Any]] = {}
+    for outcome in report["attacks"]:
+        if outcome["category"] not in ("removal", "extraction"):
+            continue
+        usable = [r for r in outcome["rows"] if r["accuracy"] >= floor]
+        best = max(usable, key=lambda r: r["p_value"], default=None)
+        out[outcome["attack"]] = {
+            "p_value": None if best is None else best["p_value"],
+            "score": None if best is None else best["score"],
+            "survives": outcome["watermark_survives"],
+        }
+    return out
+
+
 def junit_xml(report: dict[str, Any], *, suite: str = "vtrust.watermark") -> bytes:
     """The gate's verdicts as JUnit XML: one test case for the baseline, one per attack."""
     cases = [
