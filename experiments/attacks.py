@@ -21,10 +21,11 @@ from vtrust.reproducible import numerics_record, pin_numerics
 
 pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
-from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds, run_study  # noqa: E402
 from study_options import (  # noqa: E402
     add_subset_option,
     add_thief_steps_option,
+    shares,
     subset,
     with_thief_steps,
 )
@@ -46,6 +47,10 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("results/attacks"))
+    parser.add_argument("--curve", default="0.25,1",
+                        help="Shares of each extraction's queries its budget curve retrains "
+                        "a thief at (each costs a thief's training: with three seeds the "
+                        "default two points keep the study within 10 minutes).")  # fmt: skip
     add_subset_option(parser, "attacks", what="attacks")
     add_thief_steps_option(parser)
     add_seed_options(parser, jobs=3)
@@ -54,6 +59,7 @@ def main() -> None:
     chosen = set(subset(parser, "attacks", args.attacks, every))
     entries = [e for e in list_entries("attacks") if e.name in chosen]  # catalog order
     entries = with_thief_steps(parser, entries, args.thief_steps)
+    curve = shares(parser, "--curve", args.curve)
     if run_over_seeds(__file__, args, study="attacks"):
         return
 
@@ -67,7 +73,7 @@ def main() -> None:
         progress.stage(f"[attacks] {entry.name} against the {victim} victim")
         results[entry.name] = {
             "victim": victim,
-            **run_entry(entry, victims[victim], splits, seed=args.seed),
+            **run_entry(entry, victims[victim], splits, seed=args.seed, curve_fractions=curve),
         }
 
     report = Report(f"Attacks on {args.dataset} (seed {args.seed})")
@@ -167,4 +173,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_study(main)

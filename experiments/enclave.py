@@ -22,7 +22,8 @@ pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds, run_study  # noqa: E402
+from study_options import shares  # noqa: E402
 
 from vtrust import keystream, progress  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
@@ -71,11 +72,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/enclave"))
     add_seed_options(parser, jobs=1)
     args = parser.parse_args()
-    try:
-        if not all(0 < float(f) <= 1 for f in args.fractions.split(",")):
-            raise ValueError
-    except ValueError:
-        parser.error(f"--fractions: shares in (0, 1], comma-separated, got {args.fractions!r}")
+    fractions = shares(parser, "--fractions", args.fractions)
     if run_over_seeds(__file__, args, study="enclave"):
         return
     started = time.perf_counter()
@@ -127,7 +124,7 @@ def main() -> None:
         model,
         splits.attacker,
         splits.test,
-        fractions=[float(f) for f in args.fractions.split(",")],
+        fractions=fractions,
         seed=args.seed,
     )
     results["seconds"] = time.perf_counter() - started
@@ -202,4 +199,4 @@ def write_report(results: dict, args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_study(main)

@@ -6,6 +6,8 @@ its arguments, returns early when :func:`run_over_seeds` did the work::
     if run_over_seeds(__file__, args, study="attacks"):
         return
 
+and runs ``main`` through :func:`run_study` (progress lines in a log).
+
 With ``--seeds N`` (N > 1, the default 3) the script starts itself N times with
 ``--seeds 1 --seed S --out OUT/seed-S`` for S = seed … seed + N − 1, at most ``--jobs``
 at once (each child computes on one thread — :func:`vtrust.reproducible.pin_numerics` —
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,13 @@ from vtrust.report import Report
 
 # what differs between seeds by construction, or is the same by construction
 _PER_RUN_FIELDS = ("seed", "numerics")
+
+
+def run_study(main: Callable[[], None]) -> None:
+    """A study's ``main`` as one command: in a log, a line at least every few seconds
+    (:func:`vtrust.progress.running` — the heartbeat speaks only inside a command)."""
+    with progress.running():
+        main()
 
 
 def add_seed_options(parser: argparse.ArgumentParser, *, jobs: int) -> None:
@@ -49,6 +59,9 @@ def add_seed_options(parser: argparse.ArgumentParser, *, jobs: int) -> None:
         default=jobs,
         help=f"Seeds run at once, each on one thread (default {jobs}).",
     )
+    parser.add_argument("--recombine", action="store_true",
+                        help="Only combine the seed folders already in --out (after a "
+                        "change to how runs are summarised; nothing is rerun).")  # fmt: skip
 
 
 def _relay(stream, seed: int, lines: list[str]) -> None:
@@ -56,8 +69,7 @@ def _relay(stream, seed: int, lines: list[str]) -> None:
     for line in iter(stream.readline, ""):
         lines.append(line)
         del lines[:-20]
-        sys.stderr.write(f"[seed {seed}] {line}")
-        sys.stderr.flush()
+        progress.stage(f"[seed {seed}] {line.rstrip()}")  # our heartbeat then knows it
 
 
 def _run_children(script: str, seeds: list[int], out: Path, jobs: int) -> None:
@@ -111,12 +123,20 @@ def run_over_seeds(script: str, args: argparse.Namespace, *, study: str) -> bool
     seeds = [args.seed + i for i in range(args.seeds)]
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    progress.stage(f"[{study}] {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
-                   f"{min(args.jobs, len(seeds))} at a time")  # fmt: skip
-    _run_children(str(Path(script).resolve()), seeds, out, args.jobs)
-    runs = [json.loads((out / f"seed-{s}" / "results.json").read_text()) for s in seeds]
+    if args.recombine:
+        previous = out / "results.json"
+        seconds = json.loads(previous.read_text()).get("seconds") if previous.exists() else None
+    else:
+        progress.stage(f"[{study}] {len(seeds)} seeds ({', '.join(map(str, seeds))}), "
+                       f"{min(args.jobs, len(seeds))} at a time")  # fmt: skip
+        _run_children(str(Path(script).resolve()), seeds, out, args.jobs)
+        seconds = time.perf_counter() - started
+    try:
+        runs = [json.loads((out / f"seed-{s}" / "results.json").read_text()) for s in seeds]
+    except FileNotFoundError as missing:
+        raise SystemExit(f"{study}: no results for a seed ({missing.filename})") from None
     combined = combine(runs, seeds)
-    combined["seconds"] = time.perf_counter() - started
+    combined["seconds"] = seconds  # the run's wall time (kept when only recombining)
     _report(study, combined, seeds).write(out, combined, json_name="results.json")
     progress.stage(f"[{study}] wrote {out / 'results.json'} ({len(seeds)} seeds)")
     return True

@@ -32,23 +32,26 @@ def _load(results: Path, study: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _f(value: Any, digits: int = 3) -> str:
-    """A figure: a number, a spread as ``mean (min–max)``, a count of flags as ``k/n``."""
+def _f(value: Any, digits: int = 3, style: str = "f") -> str:
+    """A figure: a number, a spread as ``mean (min–max)``, a count of flags as ``k/n``
+    (``style`` "g" for p-values: ``digits`` significant digits)."""
+    spec = f".{digits}{style}"
     if value is None:
         return "—"
     if is_spread(value):
         missing = f", {value['missing']} seeds none" if value.get("missing") else ""
-        return (f"{value['mean']:.{digits}f} ({value['min']:.{digits}f}–"
-                f"{value['max']:.{digits}f}{missing})")  # fmt: skip
+        return (f"{value['mean']:{spec}} ({value['min']:{spec}}–"
+                f"{value['max']:{spec}}{missing})")  # fmt: skip
     if isinstance(value, dict) and "true" in value:
-        return f"{value['true']}/{value['n']} seeds"
+        missing = f" ({value['missing']} none)" if value.get("missing") else ""
+        return f"{value['true']}/{value['n']} seeds{missing}"
     if isinstance(value, dict) and "per_seed" in value:
-        return " / ".join(_f(v, digits) for v in value["per_seed"])
+        return " / ".join(_f(v, digits, style) for v in value["per_seed"])
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
         return str(value)
-    return f"{value:.{digits}f}"
+    return f"{value:{spec}}"
 
 
 def _values(value: Any) -> list[Any]:
@@ -102,14 +105,16 @@ def watermark(r: dict, n: int) -> str:
                      ", ".join(removed) or "none"])  # fmt: skip
     text = markdown_table(["mark", "accuracy plain", "marked", "false positives on null models",
                            "attacks survived (every seed)", "removed by"], rows)  # fmt: skip
-    after = [[kind, name, _f(a["p_value"], 3), _f(a["score"], 3)]
+    after = [[kind, name, _f(a["p_value"], 2, "g"), _f(a["score"], 3), _f(a.get("owned"))]
              for kind in ("static", "dynamic")
              for name, a in r[kind].get("after_attacks", {}).items()]  # fmt: skip
     if after:
-        text += ("\n\nAfter each attack, at its strongest setting that keeps the copy "
-                 "usable (score: matched bits for the static mark — BER is 1 − score — "
-                 "trigger accuracy for the dynamic one):\n\n") + markdown_table(
-            ["mark", "attack", "p-value", "score"], after)  # fmt: skip
+        text += ("\n\nAfter each attack, its attacked copy that keeps the accuracy floor "
+                 "and has the highest p-value (— : no copy kept the floor; score: matched "
+                 "bits for the static mark — BER is 1 − score — trigger accuracy for the "
+                 "dynamic one; with the calibrated key ownership also needs the score "
+                 "above the null models' threshold):\n\n") + markdown_table(
+            ["mark", "attack", "binomial p-value", "score", "still owned"], after)  # fmt: skip
     return text
 
 

@@ -18,7 +18,7 @@ from vtrust.reproducible import numerics_record, pin_numerics
 pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import numpy as np  # noqa: E402
-from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds, run_study  # noqa: E402
 
 from vtrust import progress  # noqa: E402
 from vtrust.attacks.direct import DirectStealing, DirectStealingParams  # noqa: E402
@@ -151,4 +151,4 @@ def write_report(results: dict, args) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_study(main)

@@ -51,3 +51,15 @@ def with_thief_steps(
         if hasattr(e.params, "thief_steps") else e
         for e in entries
     ]  # fmt: skip
+
+
+def shares(parser: argparse.ArgumentParser, option: str, value: str) -> list[float]:
+    """Comma-separated shares in (0, 1] given to ``option``; anything else is a usage
+    error."""
+    try:
+        parsed = [float(part) for part in value.split(",")]
+    except ValueError:
+        parsed = []
+    if not parsed or not all(0 < f <= 1 for f in parsed):
+        parser.error(f"{option}: shares in (0, 1], comma-separated, got {value!r}")
+    return parsed

@@ -21,7 +21,7 @@ from vtrust.reproducible import numerics_record, pin_numerics
 pin_numerics()  # one thread and MKL reproducibility, before torch loads
 
 import torch  # noqa: E402
-from over_seeds import add_seed_options, run_over_seeds  # noqa: E402
+from over_seeds import add_seed_options, run_over_seeds, run_study  # noqa: E402
 from study_options import (  # noqa: E402
     add_subset_option,
     add_thief_steps_option,
@@ -179,4 +179,4 @@ def verify_score_owned(score: float, bits: int, fpr: float = 1e-6) -> bool:
 
 
 if __name__ == "__main__":
-    main()
+    run_study(main)

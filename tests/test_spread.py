@@ -76,6 +76,8 @@ def test_figures_that_differ_become_spreads_and_the_rest_stays():
     assert s["ok"] == {"true": 1, "n": 2}
     assert s["name"] == {"per_seed": ["a", "b"]}
     assert s["median"]["mean"] == 12 and s["median"]["missing"] == 1
+    flags = summarise_runs([{"owned": None}, {"owned": True}, {"owned": False}])
+    assert flags["owned"] == {"true": 1, "n": 2, "missing": 1}
 
 
 def test_lists_of_different_lengths_are_kept_per_seed():
@@ -102,3 +104,24 @@ def test_the_check_compares_a_rerun_over_seeds_by_its_mean():
     reference = summarise_runs([{"f": 0.5}, {"f": 0.7}])
     assert deviations(reference, summarise_runs([{"f": 0.55}, {"f": 0.65}])) == []
     assert deviations(reference, summarise_runs([{"f": 0.75}, {"f": 0.85}])) != []
+
+
+def test_after_attacks_takes_each_attacks_best_usable_copy():
+    from vtrust.evaluation.watermark import after_attacks
+
+    def row(accuracy, p, score, owned):
+        return {"accuracy": accuracy, "p_value": p, "score": score, "owned": owned}
+
+    report = {"original_accuracy": 0.98, "max_accuracy_drop": 0.05, "attacks": [
+        {"attack": "prune", "category": "removal", "watermark_survives": False,
+         "rows": [row(0.97, 1e-40, 0.9, True), row(0.94, 1e-9, 0.7, False),
+                  row(0.50, 0.9, 0.5, False)]},  # the last is below the floor
+        {"attack": "rtll", "category": "removal", "watermark_survives": True,
+         "rows": [row(0.40, 0.5, 0.5, False)]},
+        {"attack": "ambiguity", "category": "ambiguity", "watermark_survives": True,
+         "rows": [{"accuracy": 0.98, "removed": False}]},
+    ]}  # fmt: skip
+    best = after_attacks(report)
+    assert best["prune"] == {"p_value": 1e-9, "score": 0.7, "owned": False, "survives": False}
+    assert best["rtll"] == {"p_value": None, "score": None, "owned": None, "survives": True}
+    assert "ambiguity" not in best

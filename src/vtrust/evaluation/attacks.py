@@ -184,10 +184,13 @@ def run_entry(
     budget: int | None = None,
     seed: int | None = 0,
     curve: bool = True,
+    curve_fractions: Sequence[float] = CURVE_FRACTIONS,
 ) -> dict[str, Any]:
     """Run the attack a catalog entry configures against ``victim`` (a target of any
     format, or a torch module); a JSON-ready dict with at least ``thief_accuracy``,
-    ``fidelity``, ``queries`` and ``seconds`` (``seed``: see :func:`run_extraction`).
+    ``fidelity``, ``queries`` and ``seconds`` (``seed``: see :func:`run_extraction`;
+    ``curve_fractions``: the shares of the queries an extraction's budget curve
+    retrains a thief at).
 
     Raises:
         BlackBoxOnly: a removal or direct-stealing attack on a black-box target.
@@ -208,6 +211,7 @@ def run_entry(
             budget=budget,
             seed=seed,
             curve=curve,
+            curve_fractions=curve_fractions,
         )
         category = "extraction"
     elif isinstance(attack, RemovalAttack):

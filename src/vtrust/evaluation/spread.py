@@ -6,8 +6,9 @@ A study run once per seed gives one JSON tree per seed, all of the same shape.
 between seeds becomes a *spread* ``{"mean", "min", "max", "n", "values"}`` (``missing``
 counts the seeds where it was ``null``, e.g. an attack no detector flagged), a number
 the same in every seed stays that number, a flag that differs becomes
-``{"true": k, "n": n}``, and anything else that differs (a name, lists of different
-lengths) is kept per seed as ``{"per_seed": [...]}``. Timing fields (the names
+``{"true": k, "n": n}`` (``missing``: seeds where it was ``null``), and anything
+else that differs (a name, lists of different lengths) is kept per seed as
+``{"per_seed": [...]}``. Timing fields (the names
 :func:`vtrust.report.without_timings` sets aside) are summarised like any number but
 never checked.
 
@@ -27,6 +28,7 @@ from typing import Any
 from vtrust.report import is_timing_field
 
 SPREAD_KEYS = frozenset({"mean", "min", "max", "n", "values"})
+_COUNT_KEYS = frozenset({"true", "n", "missing"})
 
 
 def is_spread(value: Any) -> bool:
@@ -79,8 +81,10 @@ def summarise_runs(runs: Sequence[Any]) -> Any:
         return spread(runs)
     if all(r == first for r in runs):
         return first
-    if all(isinstance(r, bool) for r in runs):
-        return {"true": sum(runs), "n": len(runs)}
+    if all(r is None or isinstance(r, bool) for r in runs):
+        flags = [r for r in runs if r is not None]
+        count = {"true": sum(flags), "n": len(flags)}
+        return count | ({"missing": len(runs) - len(flags)} if len(flags) < len(runs) else {})
     return {"per_seed": list(runs)}
 
 
@@ -104,8 +108,8 @@ def deviations(reference: Any, new: Any, *, tolerance: float = 1e-9, path: str =
         if new == reference or (not isinstance(new, dict) and new in reference["per_seed"]):
             return []
         return [f"{where}: {new!r} is none of the committed {reference['per_seed']!r}"]
-    if isinstance(reference, dict) and set(reference) == {"true", "n"}:
-        if isinstance(new, bool) or new == reference:  # one run: either flag was seen
+    if isinstance(reference, dict) and {"true", "n"} <= set(reference) <= _COUNT_KEYS:
+        if new is None or isinstance(new, bool) or new == reference:  # one run: any seen
             return []
         return [f"{where}: {new!r} differs from the committed {reference!r}"]
     if isinstance(reference, dict):

@@ -143,8 +143,10 @@ def evaluate_robustness(
 def after_attacks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Per removal or extraction attack of a robustness ``report``, the attacker's best
     usable copy: of the attacked copies that keep the accuracy floor, the one whose
-    ownership p-value is highest, with its p-value and score (matched-bit fraction or
-    trigger accuracy); ``None`` when no copy kept the floor. ``survives`` is the verdict."""
+    ownership p-value is highest, with its p-value (the binomial test's), score
+    (matched-bit fraction or trigger accuracy) and whether it is still owned (with a
+    calibrated key that also needs the score above the null models' threshold);
+    ``None`` when no copy kept the floor. ``survives`` is the attack's verdict."""
     floor = report["original_accuracy"] - report["max_accuracy_drop"]
     out: dict[str, dict[str, Any]] = {}
     for outcome in report["attacks"]:
@@ -155,6 +157,7 @@ def after_attacks(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out[outcome["attack"]] = {
             "p_value": None if best is None else best["p_value"],
             "score": None if best is None else best["score"],
+            "owned": None if best is None else best["owned"],
             "survives": outcome["watermark_survives"],
         }
     return out
