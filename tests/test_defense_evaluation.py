@@ -1,5 +1,7 @@
 """The defense studies' building blocks on small settings."""
 
+import dataclasses
+
 from vtrust.catalog import load_entry
 from vtrust.evaluation import defenses as ev
 
@@ -27,13 +29,18 @@ def test_false_positives_and_split_attacker(mlp_victim, digits):
     assert split["shift-global"]["benign_flagged"] == 0
 
 
+def with_thief_steps(entry, steps):
+    """The entry with a shorter thief training (4 thieves train in this test)."""
+    return dataclasses.replace(entry, params=dataclasses.replace(entry.params, thief_steps=steps))
+
+
 def test_poisoning_sweep_rows(mlp_victim, digits):
     mad = load_entry("defenses", "mad-argmax")
     rows = ev.poisoning(
         mlp_victim,
         digits,
         [(mad, "epsilon", (1.0,))],
-        load_entry("attacks", "knockoff-attacker-probs"),
+        with_thief_steps(load_entry("attacks", "knockoff-attacker-probs"), 400),
         budget=300,
     )
     base, defended = rows

@@ -44,7 +44,7 @@ def run_twice(tmp_path, script, *args):
 
 # each study at a reduced size (≈ 10–40 s a run)
 REDUCED = [
-    ("scrambling.py", ["--keys", "2", "--archs", "mlp", "--seeds", "2"]),  # also combines
+    ("scrambling.py", ["--keys", "2", "--archs", "mlp", "--seeds", "1"]),
     ("attacks.py", ["--attacks", "knockoff-attacker-400,prune-global", "--thief-steps", "150",
                     "--seeds", "1"]),
     ("proofs.py", ["--no-timit", "--repeats", "1", "--sweep-points", "2", "--seeds", "1"]),
