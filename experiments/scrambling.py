@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vtrust.reproducible import numerics_record, pin_numerics
 
-pin_numerics()  # one thread and MKL reproducibility, before torch loads
+pin_numerics()  # one thread, portable code paths: before numpy and torch load
 
 import numpy as np  # noqa: E402
 from over_seeds import add_seed_options, run_over_seeds, run_study  # noqa: E402

@@ -1,20 +1,28 @@
-"""Numbers that do not depend on the machine's thread settings: what a study calls first.
+"""Numbers that do not depend on the machine: what a study calls first.
 
-torch's and the BLAS libraries' reductions split their work by thread count, so one seed
-gives different weights with one and with two threads (measured: a digits MLP's weight
-hash after 5 epochs differs between 1 and 2 threads, while each count repeats exactly),
-and training amplifies the last-bit differences into different fidelities. A study
-therefore runs all its numerics on :data:`NUMERIC_THREADS` thread whatever ``--threads``
-or ``VTRUST_THREADS`` say, with MKL's conditional numerical reproducibility
-(``MKL_CBWR=AUTO,STRICT``) and a fixed MKL thread count (``MKL_DYNAMIC=FALSE``), set
-before torch loads. Measured cost (2 cores, one run): none on digits-sized models (5
-epochs of the MLP 0.11 s vs 0.12 s with two threads, the CNN 0.35 s vs 0.34 s); 1.5× for
-an MNIST-sized CNN epoch (2.05 s vs 1.36 s).
+Two things make one seed give different figures on different runs of the same code:
 
-Bit-exact means: the same seed, CPU type and library builds. MKL's ``AUTO`` branch
-follows the CPU's instruction set, so another CPU or torch build may differ in the last
-bits, which training amplifies; :func:`numerics_record` states all of it in a study's
-results.
+* **threads** — torch's and the BLAS libraries' reductions split their work by thread
+  count (measured: a digits MLP's weight hash after 5 epochs differs between 1 and 2
+  threads, while each count repeats exactly), and training amplifies the last-bit
+  differences into different fidelities;
+* **the CPU's instruction set** — MKL, oneDNN, torch's vectorised kernels, OpenBLAS and
+  numpy's own transcendental loops each pick a code path by CPU feature (AVX-512 on one
+  machine, AVX2 on another), and the paths round differently. Measured on an Intel Xeon
+  (AVX-512) against results made on an AMD EPYC with the same seeds and library builds:
+  every victim's weights differed, and 19 figures of the eight studies left the
+  committed three-seed spread.
+
+A study therefore runs all its numerics on :data:`NUMERIC_THREADS` thread whatever
+``--threads`` or ``VTRUST_THREADS`` say, and pins every library's code path to one
+that every x86-64 CPU with AVX2 runs alike (set before numpy and torch load):
+MKL's conditional numerical reproducibility on its ``COMPATIBLE`` branch (the only
+branch MKL guarantees on non-Intel CPUs), torch's kernels at ``avx2``, oneDNN off
+(its kernels and blocking follow the CPU; torch falls back to its own), OpenBLAS's
+Haswell kernels and numpy's dispatch limited to AVX2. A variable the user set is kept
+(and recorded). On a CPU without AVX2 — or another architecture — the pins that need it
+are skipped, and :func:`numerics_record` says the results are not comparable bit for
+bit. Measured cost: see docs/FINDINGS.md ("Reproducing the studies").
 """
 
 from __future__ import annotations
@@ -24,22 +32,58 @@ import platform
 import sys
 
 NUMERIC_THREADS = 1
-_ENVIRONMENT = {
-    "MKL_CBWR": "AUTO,STRICT",
+_ALWAYS = {
+    "MKL_CBWR": "COMPATIBLE,STRICT",
     "MKL_DYNAMIC": "FALSE",
 }
+# Pins that name AVX2 code paths: only where the CPU has them (numpy refuses to start
+# when told to enable a feature the CPU lacks).
+_AVX2 = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "OPENBLAS_CORETYPE": "Haswell",
+    "NPY_ENABLE_CPU_FEATURES": "SSE,SSE2,SSE3,SSSE3,SSE41,POPCNT,SSE42,AVX,F16C,FMA3,AVX2",
+}
+_AVX2_FLAGS = {"avx", "avx2", "fma", "f16c", "sse4_2", "popcnt"}
+_RECORDED = (*_ALWAYS, *_AVX2)
 
 
-def pin_numerics() -> None:
-    """Fix what a study's numbers depend on: MKL's reproducibility settings (a user's own
-    win) and one compute thread for torch and every BLAS/OpenMP pool (always: the thread
-    setting must not change a result). Call before anything imports torch."""
-    for name, value in _ENVIRONMENT.items():
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def portable_code_paths() -> bool:
+    """Whether this CPU runs the AVX2 code paths the pins select (x86-64 with AVX2)."""
+    return platform.machine().lower() in {"x86_64", "amd64"} and _cpu_flags() >= _AVX2_FLAGS
+
+
+def pin_numerics(*, portable: bool = True) -> None:
+    """Fix what a study's numbers depend on: one compute thread for torch and every
+    BLAS/OpenMP pool (always: the thread setting must not change a result) and, with
+    ``portable``, the libraries' code paths (see the module docstring). Studies whose
+    headline figures are timings pass ``portable=False``: they keep each library's
+    fastest path for this CPU (MKL's ``AUTO`` branch in its reproducible mode, oneDNN),
+    so their other figures are bit-exact on the same CPU type only. Call before anything
+    imports numpy or torch."""
+    pins = dict(_ALWAYS) if portable else {"MKL_CBWR": "AUTO,STRICT", "MKL_DYNAMIC": "FALSE"}
+    if portable and portable_code_paths():
+        pins.update(_AVX2)
+    for name, value in pins.items():
         os.environ.setdefault(name, value)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(NUMERIC_THREADS)  # spawned workers inherit it
+    import torch
+
     from vtrust.threads import set_threads
 
+    if portable:
+        torch.backends.mkldnn.enabled = False
     set_threads(NUMERIC_THREADS)
 
 
@@ -59,17 +103,28 @@ def numerics_record() -> dict[str, object]:
     import numpy
     import torch
 
+    portable = portable_code_paths() and all(
+        os.environ.get(name) == value for name, value in {**_ALWAYS, **_AVX2}.items()
+    )
     return {
         "threads": torch.get_num_threads(),
-        "mkl_cbwr": os.environ.get("MKL_CBWR", ""),
+        "code_paths": {name: os.environ.get(name, "") for name in _RECORDED},
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn": bool(torch.backends.mkldnn.enabled),
         "cpu": _cpu(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "python": sys.version.split()[0],
-        "bit_exact_when": "same seed, CPU type and library builds",
+        "portable": portable,
+        "bit_exact_when": (
+            "same seed and library builds, on any x86-64 CPU with AVX2"
+            if portable
+            else "same seed, CPU type and library builds (this CPU could not take the "
+            "portable code paths, or a pin was overridden)"
+        ),
         "bit_exact": "every figure but the timings, whatever the thread settings",
         "not_bit_exact": "timings (seconds, milliseconds, time ratios, modelled throughput "
-        "built on measured times); on another CPU type or torch/MKL build the last bits of "
-        "training may differ and grow into different figures — `make reproduce-check` "
-        "then compares with the committed spread over seeds instead",
+        "built on measured times); with other library builds the last bits of training may "
+        "differ and grow into different figures — `make reproduce-check` then compares "
+        "with the committed spread over seeds instead",
     }
