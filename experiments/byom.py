@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vtrust.reproducible import numerics_record, pin_numerics
 
-pin_numerics()  # one thread, portable code paths: before numpy and torch load
+pin_numerics(portable=False)  # one thread; onnxruntime and LiteRT follow the CPU anyway
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
