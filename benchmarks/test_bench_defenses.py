@@ -13,6 +13,7 @@
 """
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -117,3 +118,32 @@ def test_mad_batch_latency(benchmark, shape, digits, mlp_victim, mnist_shaped):
     if benchmark.stats:
         benchmark.extra_info["undefended_ms"] = plain_seconds * 1000
         benchmark.extra_info["ratio_to_undefended"] = benchmark.stats["mean"] / plain_seconds
+
+
+@pytest.mark.parametrize("shape", ["digits", "mnist"])
+def test_answer_watermark_batch_latency(benchmark, shape, digits, mlp_victim, mnist_shaped):
+    """The DAWN oracle answering 256 queries against the undefended oracle, ABBA in one
+    run (``extra_info['ratio_to_undefended']``; goal ≤ 1.1), with 1,000 planted answers
+    already in its store (≈ 200k queries served at the default 0.5 %) to look near."""
+    from vtrust.timing import interleaved
+
+    model, data = (mlp_victim, digits.victim) if shape == "digits" else mnist_shaped
+    x = data.x[:256]
+    plain = Deployment().oracle(model, data)
+    marked = Deployment.of(["dawn"]).oracle(model, data)
+    dawn = marked.defenses[-1]
+    default = dawn.params
+    dawn.params = replace(default, rate=0.5)  # plant 1,000 answers quickly, then serve at 0.5 %
+    rng = np.random.default_rng(3)
+    while len(dawn.store) < 1000:
+        marked.query(rng.random((256, *x.shape[1:]), dtype=np.float32), "filler")
+    dawn.params = default
+    benchmark.pedantic(marked.query, args=(x,), rounds=1, iterations=1)
+    if benchmark.enabled:
+        timed = interleaved(lambda: plain.query(x), lambda: marked.query(x), rounds=40)
+        benchmark.extra_info.update(
+            undefended_ms=timed["a_s"] * 1000,
+            answer_watermark_ms=timed["b_s"] * 1000,
+            ratio_to_undefended=timed["ratio"],
+            planted=len(dawn.store),
+        )

@@ -70,6 +70,7 @@ KIND_MODULES: dict[str, dict[str, str]] = {
         "prada": "vtrust.defenses.prada",
         "shift": "vtrust.defenses.shift",
         "mad": "vtrust.defenses.mad",
+        "answer-watermark": "vtrust.defenses.answer_marks",
     },
     "circuits": {"quantized": "vtrust.proofs.compiler"},
 }

@@ -1,0 +1,235 @@
+"""Answer watermarks (DAWN): what is planted, what is recorded, and the test that finds it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from vtrust.defenses.answer_marks import AnswerMarkParams, AnswerWatermark, canonical, prf
+from vtrust.errors import InputError, StateFileError
+from vtrust.keying import ProtectionKey, save_protection_key
+from vtrust.oracle import Oracle
+from vtrust.ownership.answer_evidence import evidence, inconsistent_records, trace
+from vtrust.ownership.mark_store import MarkRecord, MarkStore, read_records
+from vtrust.targets.base import as_target
+
+SHAPE = (1, 4, 4)
+N_CLASSES = 5
+
+
+class Fixed(nn.Module):
+    """A deterministic little classifier of 4×4 images (class from a fixed projection)."""
+
+    def __init__(self, seed=0, shape=SHAPE):
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        dim = int(np.prod(shape))
+        self.w = nn.Parameter(torch.randn(dim, N_CLASSES, generator=gen), requires_grad=False)
+
+    def forward(self, x):
+        return x.reshape(len(x), -1) @ self.w
+
+
+class Repeats(nn.Module):
+    """A suspect that answers a lookup table where it has one, the victim elsewhere: a
+    thief that memorised the answers it was given."""
+
+    def __init__(self, victim, table):
+        super().__init__()
+        self.victim, self.table = victim, table
+
+    def forward(self, x):
+        out = self.victim(x).clone()
+        for i, row in enumerate(x.reshape(len(x), -1).numpy()):
+            label = self.table.get(np.round(row * 255).astype(np.int32).tobytes())
+            if label is not None:
+                out[i] = -10.0
+                out[i, label] = 10.0
+        return out
+
+
+def images(n, seed=0, shape=SHAPE):
+    return np.random.default_rng(seed).random((n, *shape)).astype(np.float32)
+
+
+def oracle_with_marks(rate=0.05, seed=None, shape=SHAPE, **params):
+    defense = AnswerWatermark(AnswerMarkParams(rate=rate, **params))
+    victim = Fixed(shape=shape)
+    defense.bind(_Context(seed))
+    return Oracle(victim, shape, output="labels", defenses=[defense]), defense, victim
+
+
+class _Context:
+    n_classes = N_CLASSES
+
+    def __init__(self, seed):
+        self.seed = seed
+
+
+def true_labels(victim, x):
+    with torch.no_grad():
+        return victim(torch.from_numpy(x)).argmax(1).numpy()
+
+
+def test_a_share_rate_of_queries_gets_a_wrong_label_and_the_same_query_the_same_answer():
+    oracle, defense, victim = oracle_with_marks(rate=0.05)
+    x = images(4000)
+    answers = oracle.query(x, "alice")
+    wrong = answers != true_labels(victim, x)
+    assert 0.03 < wrong.mean() < 0.07  # Binomial(4000, 0.05): ±0.011 is 3 sigma
+    assert len(defense.store) == wrong.sum()
+    assert all(r.planted != r.true_label and r.of is None for r in defense.store)
+    again = oracle.query(x[wrong][:20], "alice")
+    np.testing.assert_array_equal(again, answers[wrong][:20])  # asked twice, same mark
+    assert len(defense.store) == wrong.sum()  # and not recorded twice
+
+
+@pytest.mark.parametrize("shape", [SHAPE, (1, 28, 28)])  # exact search, screened search
+def test_a_near_identical_query_repeats_the_planted_answer_for_any_client(shape):
+    oracle, defense, victim = oracle_with_marks(rate=0.05, radius=0.02, shape=shape)
+    x = images(2000, shape=shape)
+    answers = oracle.query(x, "alice")
+    marked = np.flatnonzero(answers != true_labels(victim, x))[:10]
+    noise = np.random.default_rng(5).uniform(-0.01, 0.01, x[marked].shape).astype(np.float32)
+    for client in ("alice", "bob", "carol"):
+        np.testing.assert_array_equal(oracle.query(x[marked] + noise, client), answers[marked])
+    reused = [r for r in defense.store if r.of is not None]
+    assert len([r for r in reused if r.client == "bob"]) == len(marked)
+    assert len([r for r in reused if r.client == "carol"]) == len(marked)
+
+
+def test_each_client_has_its_own_key_so_the_marks_name_the_client():
+    oracle, defense, _ = oracle_with_marks(rate=0.05, radius=0.0)
+    x = images(2000)
+    oracle.query(x, "alice")
+    oracle.query(x, "bob")
+    own = {c: {r.query for r in defense.store if r.client == c and r.of is None}
+           for c in ("alice", "bob")}  # fmt: skip
+    assert len(own["bob"]) > 50  # bob's key selects its own queries ...
+    assert len(own["alice"] & own["bob"]) < 0.3 * len(own["alice"])  # ≈ 5 % overlap
+    # ... and the queries alice had been given a mark for repeat it to bob
+    repeated = [r for r in defense.store if r.client == "bob" and r.of is not None]
+    assert {r.query for r in repeated} == own["alice"] - own["bob"]
+
+
+def test_the_store_holds_no_secret_survives_a_torn_line_and_refuses_a_corrupt_one(tmp_path):
+    path = tmp_path / "marks.jsonl"
+    key = ProtectionKey.generate()
+    save_protection_key(tmp_path / "owner.key", key)
+    defense = AnswerWatermark(AnswerMarkParams(rate=0.1, key=str(tmp_path / "owner.key"),
+                                               store=str(path)))  # fmt: skip
+    defense.bind(_Context(None))
+    oracle = Oracle(Fixed(), SHAPE, output="labels", defenses=[defense])
+    oracle.query(images(300), "alice")
+    text = path.read_text()
+    assert key.secret.hex() not in text
+    records, torn = read_records(path)
+    assert torn == 0 and [r.id for r in records] == [r.id for r in defense.store]
+    path.write_text(text + '{"id": 99, "cli')  # a crash mid-write
+    again, torn = read_records(path)
+    assert torn == 1 and len(again) == len(records)
+    # a restarted oracle continues the log and answers the same queries the same way
+    restarted = AnswerWatermark(AnswerMarkParams(rate=0.1, key=str(tmp_path / "owner.key"),
+                                                 store=str(path)))  # fmt: skip
+    restarted.bind(_Context(None))
+    again_oracle = Oracle(Fixed(), SHAPE, output="labels", defenses=[restarted])
+    np.testing.assert_array_equal(again_oracle.query(images(300), "alice"),
+                                  oracle.query(images(300), "alice"))  # fmt: skip
+    assert len(restarted.store) == len(records)  # nothing new to record
+    again_oracle.query(images(300, seed=9), "alice")
+    reread, torn = read_records(path)
+    assert torn == 0 and len(reread) == len(restarted.store) > len(records)
+    lines = text.splitlines()
+    lines[1] = lines[1].replace('"planted":', '"planted":"x",')
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(StateFileError, match="bad.jsonl:2"):
+        read_records(tmp_path / "bad.jsonl")
+    (tmp_path / "other.jsonl").write_text(json.dumps({"format": "something"}) + "\n")
+    with pytest.raises(StateFileError, match="not an answer-mark store"):
+        MarkStore(tmp_path / "other.jsonl")
+
+
+def test_a_full_store_stops_planting():
+    oracle, defense, victim = oracle_with_marks(rate=0.2, capacity=5)
+    x = images(500)
+    answers = oracle.query(x, "alice")
+    assert len(defense.store) == 5
+    assert (answers != true_labels(victim, x)).sum() == 5
+    assert defense.unrecorded > 0
+
+
+def test_a_thief_that_repeats_its_answers_is_found_and_ranked_first_and_others_are_not():
+    oracle, defense, victim = oracle_with_marks(rate=0.05)
+    for c in range(10):
+        oracle.query(images(300, seed=100 + c), f"benign-{c}")
+    x = images(1500, seed=1)
+    answers = oracle.query(x, "thief")
+    table = {np.round(row.reshape(-1) * 255).astype(np.int32).tobytes(): int(label)
+             for row, label in zip(x, answers, strict=True)}  # fmt: skip
+    thief = as_target(Repeats(victim, table), SHAPE)
+    overall, ranked = trace(thief, defense.store.records)
+    assert overall.p_value <= 1e-6 and overall.implicated[0] == "thief"
+    assert ranked[0].clients == ("thief",) and ranked[0].p_value <= 1e-6
+    assert all(e.p_value == 1.0 for e in ranked[1:])
+    independent, _ = trace(as_target(Fixed(seed=3), SHAPE), defense.store.records)
+    assert independent.p_value > 1e-3
+    copy, _ = trace(as_target(victim, SHAPE), defense.store.records)
+    assert copy.informative == 0 and copy.p_value == 1.0  # the model itself: no evidence
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_the_p_value_is_valid_for_a_suspect_that_never_saw_the_marks(seed):
+    """Under the null (the suspect independent of the key), P(p ≤ α) ≤ α: simulate 400
+    owners' logs against one fixed suspect and count how often p ≤ 0.05."""
+    rng = np.random.default_rng(seed)
+    n_classes, n = 4, 30
+    suspect = rng.integers(0, n_classes, n)
+    true = rng.integers(0, n_classes, n)
+    small = 0
+    for _ in range(400):
+        planted = (true + 1 + rng.integers(0, n_classes - 1, n)) % n_classes
+        records = [MarkRecord(i, "c", i, np.zeros(1, np.int32), 1.0, int(t), int(p))
+                   for i, (t, p) in enumerate(zip(true, planted, strict=True))]  # fmt: skip
+        result = evidence(records, dict(enumerate(suspect.tolist())), n_classes)
+        small += result.p_value <= 0.05
+    assert small / 400 <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 400)
+
+
+def test_a_log_made_up_after_the_fact_does_not_match_the_key():
+    oracle, defense, _ = oracle_with_marks(rate=0.05)
+    oracle.query(images(1000), "alice")
+    honest = defense.store.records
+    secret = defense._secret
+    assert inconsistent_records(honest, secret, 0.05, N_CLASSES) == []
+    forged = [MarkRecord(r.id, r.client, r.query, r.canonical, r.step, r.true_label,
+                         (r.planted + 1) % N_CLASSES if r.id == 0 else r.planted, r.of)
+              for r in honest]  # fmt: skip
+    assert inconsistent_records(forged, secret, 0.05, N_CLASSES) == [0]
+    other = ProtectionKey.generate().secret
+    # another key explains a record with probability rate × 1/(C − 1) = 1.25 %
+    assert len(inconsistent_records(honest, other, 0.05, N_CLASSES)) >= 0.8 * len(honest)
+
+
+def test_a_seeded_deployment_is_reported_insecure_and_bad_parameters_are_refused():
+    _, defense, _ = oracle_with_marks(seed=3)
+    assert defense.insecure
+    _, fresh, _ = oracle_with_marks()
+    assert not fresh.insecure
+    for bad in ({"rate": 0.0}, {"rate": 0.9}, {"step": 0.0}, {"radius": -1.0}, {"capacity": 0}):
+        with pytest.raises(InputError):
+            AnswerMarkParams(**bad)
+
+
+def test_the_prf_depends_on_the_whole_canonical_query():
+    key = bytes(32)
+    a = canonical(images(1), 1 / 255)[0]
+    b = a.copy()
+    b.flat[-1] += 1
+    assert prf(key, a) == prf(key, a.copy())
+    assert prf(key, a) != prf(key, b)
+    assert prf(key, a) != prf(bytes([1]) + bytes(31), a)
