@@ -9,7 +9,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from vtrust.defenses.answer_marks import AnswerMarkParams, AnswerWatermark, canonical, prf
+from vtrust.defenses.answer_marks import (
+    AnswerMarkParams,
+    AnswerWatermark,
+    canonical,
+    prf,
+    prf_batch,
+)
 from vtrust.errors import InputError, StateFileError
 from vtrust.keying import ProtectionKey, save_protection_key
 from vtrust.oracle import Oracle
@@ -233,3 +239,35 @@ def test_the_prf_depends_on_the_whole_canonical_query():
     assert prf(key, a) == prf(key, a.copy())
     assert prf(key, a) != prf(key, b)
     assert prf(key, a) != prf(bytes([1]) + bytes(31), a)
+    batch = canonical(images(20, seed=4), 1 / 255)
+    u, v = prf_batch(key, batch)
+    assert [(float(ui), vi) for ui, vi in zip(u, v, strict=True)] == [prf(key, q) for q in batch]
+
+
+def test_a_memorising_thief_carries_the_marks_and_one_that_drops_disputed_answers_does_not(
+    digits, mlp_victim
+):
+    """The limit of answer watermarks, measured: a thief trained to fit its transfer set
+    repeats the planted answers; the adaptive thief (``clean_labels``: drop what a copy
+    trained on the other half disputes) loses them and keeps its fidelity."""
+    from vtrust.attacks.base import ThiefTraining, train_thief
+    from vtrust.models import agreement
+
+    defense = AnswerWatermark(AnswerMarkParams(rate=0.1))
+
+    class Context:
+        n_classes, seed = digits.n_classes, 0  # a seeded, reproducible secret
+
+    defense.bind(Context())
+    oracle = Oracle(mlp_victim, digits.input_shape, output="labels", defenses=[defense])
+    x = digits.attacker.x[:300]
+    answers = oracle.query(x, "thief")
+    found = {}
+    for clean in (False, True):
+        training = ThiefTraining(arch="mlp", steps=800, weight_decay=0.0, clean_labels=clean)
+        thief = train_thief(x, answers, digits.input_shape, digits.n_classes, training, seed=0)
+        overall, ranked = trace(as_target(thief, digits.input_shape), defense.store.records)
+        found[clean] = overall, agreement(thief, mlp_victim, digits.test.x)
+    assert found[False][0].p_value <= 1e-6 and found[False][0].implicated == ("thief",)
+    assert found[True][0].p_value > 1e-3  # the mark is gone ...
+    assert found[True][1] >= found[False][1] - 0.02  # ... at no cost in fidelity

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from vtrust.data import Dataset
@@ -30,6 +31,9 @@ class ThiefTraining:
 
     ``steps`` optimizer steps are spread over however many epochs the transfer set needs
     (at least ``min_epochs``), so small and large transfer sets are trained comparably.
+    ``clean_labels``: an adaptive thief against answer watermarks — drop the transfer
+    samples whose answer a copy trained on the other half disputes (where planted wrong
+    answers hide), then train on the rest.
     """
 
     arch: str = "cnn"
@@ -38,6 +42,7 @@ class ThiefTraining:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 1e-3
+    clean_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.min_epochs < 1 or self.batch_size < 1 or self.lr <= 0:
@@ -64,10 +69,46 @@ def train_thief(
     seed: int,
     desc: str = "thief",
 ) -> nn.Module:
-    """A fresh ``training.arch`` model trained on ``(x, targets)`` (labels or probabilities)."""
+    """A fresh ``training.arch`` model trained on ``(x, targets)`` (labels or
+    probabilities); with ``training.clean_labels``, on the samples no copy trained on
+    the other half disputes (:func:`disputed_answers`)."""
+    keep = disputed_answers(x, targets, input_shape, n_classes, training, seed=seed) == 0
+    if training.clean_labels and keep.any():
+        x, targets = x[keep], targets[keep]
     model = build_model(training.arch, input_shape, n_classes, seed=seed)
     fit_arrays(model, x, targets, training.config(len(x), seed), desc=desc)
     return model
+
+
+def disputed_answers(
+    x: np.ndarray,
+    targets: np.ndarray,
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    training: ThiefTraining,
+    *,
+    seed: int,
+) -> np.ndarray:
+    """1 for each transfer sample whose answer a copy trained on the *other* half of the
+    transfer set disagrees with (two folds), else 0 — all zeros unless
+    ``training.clean_labels``. A copy that never saw a planted wrong answer predicts the
+    model's own label there, so the planted answers are disputed while ordinary ones
+    mostly are not."""
+    disputed = np.zeros(len(x), dtype=np.int64)
+    if not training.clean_labels or len(x) < 4:
+        return disputed
+    order = np.random.default_rng(seed).permutation(len(x))
+    folds = (order[: len(x) // 2], order[len(x) // 2 :])
+    answered = targets if targets.ndim == 1 else targets.argmax(axis=1)
+    for train_on, judge in (folds, folds[::-1]):
+        copy = build_model(training.arch, input_shape, n_classes, seed=seed)
+        fit_arrays(copy, x[train_on], targets[train_on], training.config(len(train_on), seed),
+                   desc="thief (cleaning fold)")  # fmt: skip
+        copy.eval()
+        with torch.no_grad():
+            own = copy(torch.from_numpy(np.ascontiguousarray(x[judge]))).argmax(1).numpy()
+        disputed[judge] = own != answered[judge]
+    return disputed
 
 
 @dataclass

@@ -35,7 +35,7 @@ from vtrust.ownership.mark_store import DEFAULT_CAPACITY, MarkRecord, MarkStore
 
 _DOMAIN = b"vtrust-answer-mark:v1"
 _TWO64 = float(1 << 64)
-SCREEN_DIM = 32
+SCREEN_DIM = 8
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,23 @@ def prf(key: bytes, canonical_query: np.ndarray) -> tuple[float, int]:
     return int.from_bytes(digest[:8], "little") / _TWO64, int.from_bytes(digest[8:], "little")
 
 
+def prf_batch(key: bytes, canonical_queries: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """:func:`prf` of every row of a batch (the same values), from one keyed hasher."""
+    base = hashlib.blake2b(key=key, digest_size=16, person=b"vtrust-dawn-v1")
+    base.update(_DOMAIN)
+    base.update(np.asarray(canonical_queries.shape[1:], dtype="<i4").tobytes())
+    rows = np.ascontiguousarray(canonical_queries, dtype="<i4").reshape(len(canonical_queries), -1)
+    u = np.empty(len(rows))
+    v = []
+    for i, row in enumerate(rows):
+        h = base.copy()
+        h.update(row.data)
+        digest = h.digest()
+        u[i] = int.from_bytes(digest[:8], "little") / _TWO64
+        v.append(int.from_bytes(digest[8:], "little"))
+    return u, v
+
+
 def planted_label(true_label: int, v: int, n_classes: int) -> int:
     """The label a selected query gets: never the true one, uniform over the others."""
     return (true_label + 1 + v % (n_classes - 1)) % n_classes
@@ -111,8 +128,8 @@ class PlantedIndex:
 
     Rows live in a buffer that doubles when full. The search runs on the rows themselves
     up to :data:`SCREEN_DIM` values per query, above it on a fixed Gaussian projection to
-    that many dimensions (a row within RMS distance r projects within 2r except with
-    probability below 1e-9 — a χ²₃₂ tail), which only screens: every candidate gets the
+    that many dimensions (a row within RMS distance r projects within 3r except with
+    probability below 1e-11 — a χ²₈ tail, P(χ²₈ ≥ 72)), which only screens: every candidate gets the
     exact distance. The projection is public and needs no secret (it only speeds the
     search). Candidates come from a k-d tree over the older rows (rebuilt when the rows
     added since outnumber a quarter of it) and a brute-force pass over the newer ones,
@@ -161,7 +178,7 @@ class PlantedIndex:
         rms = np.full(len(flat), np.inf)
         if n == 0:
             return nearest, rms
-        bound = radius * np.sqrt(dim) * (1.0 if dim <= SCREEN_DIM else 2.0) + 1e-9
+        bound = radius * np.sqrt(dim) * (1.0 if dim <= SCREEN_DIM else 3.0) + 1e-9
         keys = self._search_keys(flat)
         candidates = self._candidates(keys, bound, n)
         for i, found in enumerate(candidates):
@@ -175,18 +192,25 @@ class PlantedIndex:
     def _candidates(self, keys: np.ndarray, bound: float, n: int) -> list[np.ndarray]:
         from sklearn.neighbors import KDTree
 
-        if n - self._tree_rows > max(256, self._tree_rows // 4):
+        if n - self._tree_rows > max(64, self._tree_rows // 4):
             self._tree, self._tree_rows = KDTree(self.keys[:n]), n
         found = [np.zeros(0, dtype=np.int64)] * len(keys)
         if self._tree is not None:
             found = list(self._tree.query_radius(keys, bound))
         if n > self._tree_rows:  # the rows planted since the tree was built
             newer = self.keys[self._tree_rows : n]
-            d2 = ((keys[:, None, :] - newer[None, :, :]) ** 2).sum(axis=2)
-            for i in np.flatnonzero((d2 <= bound**2).any(axis=1)):
-                extra = np.flatnonzero(d2[i] <= bound**2) + self._tree_rows
+            limit = bound**2 * (1 + 1e-9) + 1e-9  # screening only: the expansion may round
+            d2 = _squared_distances(keys, newer)
+            for i in np.flatnonzero((d2 <= limit).any(axis=1)):
+                extra = np.flatnonzero(d2[i] <= limit) + self._tree_rows
                 found[i] = np.concatenate([found[i], extra])
         return found
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """All squared L2 distances between the rows of ``a`` and ``b`` (by the expansion,
+    which may round a tiny distance: callers screen with a margin, then measure)."""
+    return (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
 
 
 class AnswerWatermark(QueryDefense):
@@ -253,6 +277,7 @@ class AnswerWatermark(QueryDefense):
         nearest, rms = self._index.nearest(flat, radius)
         key = self._key(client_id)
         first_query = self._queries.get(client_id, 0)
+        selector, label_bits = prf_batch(key, canon)
         records: list[MarkRecord] = []
 
         def record(i: int, label: int, of: int | None) -> MarkRecord:
@@ -270,13 +295,12 @@ class AnswerWatermark(QueryDefense):
                 if label != top[i] and (client_id, origin) not in self._seen:
                     record(i, label, origin)
                 continue
-            u, v = prf(key, canon[i])
-            if u >= self.params.rate:
+            if selector[i] >= self.params.rate:
                 continue
             if len(self.store) + len(records) >= self.store.capacity:
                 self.unrecorded += 1
                 continue
-            answer[i] = planted_label(int(top[i]), v, n_classes)
+            answer[i] = planted_label(int(top[i]), label_bits[i], n_classes)
             record(i, answer[i], None)
             # the later queries of this batch near it repeat it too
             later = flat[i + 1 :].astype(np.float64) - flat[i].astype(np.float64)

@@ -34,12 +34,15 @@ class ExtractionParams:
         labels_only: train on the top-1 label even when probabilities are returned.
         thief_arch: architecture of the stolen copy.
         thief_steps: optimizer steps of the thief's final training.
+        clean_labels: retrain the thief without the answers its first copy disagrees
+            with (an adaptive thief against answer watermarks).
     """
 
     budget: int = 1000
     labels_only: bool = False
     thief_arch: str = "cnn"
     thief_steps: int = 1500
+    clean_labels: bool = False
 
     def __post_init__(self) -> None:
         if self.budget < 1:
@@ -51,7 +54,9 @@ class ExtractionParams:
 
     @property
     def training(self) -> ThiefTraining:
-        return ThiefTraining(arch=self.thief_arch, steps=self.thief_steps)
+        return ThiefTraining(
+            arch=self.thief_arch, steps=self.thief_steps, clean_labels=self.clean_labels
+        )
 
 
 @dataclass(frozen=True)
