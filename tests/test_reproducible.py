@@ -74,3 +74,12 @@ def test_differing_fingerprints_are_one_line_and_not_failing_figures(capsys):
     said = capsys.readouterr().err
     assert "not bit-exact with the committed run — 1 fingerprints differ (e.g. victims.mlp)" in said
     assert "committed on AMD EPYC (portable code paths), rerun on Intel Xeon" in said
+
+
+def test_a_rerun_is_called_identical_only_when_every_figure_but_the_timings_is():
+    reproduce = load_reproduce()
+    committed = {"across_seeds": {"fidelity": 0.9, "seconds": 10.0, "rows": [{"n": 3}]}}
+    assert reproduce.identical(committed, {"across_seeds": {"fidelity": 0.9, "seconds": 12.0,
+                                                            "rows": [{"n": 3}]}})  # fmt: skip
+    assert not reproduce.identical(committed, {"across_seeds": {"fidelity": 0.9000001,
+                                                                "rows": [{"n": 3}]}})  # fmt: skip
