@@ -109,9 +109,22 @@ def test_finding8_the_measurement_covers_the_code_and_the_architecture():
 
 
 def recover_permutation(plain: torch.Tensor, scrambled: torch.Tensor) -> np.ndarray:
-    """Known plaintext: where each scrambled position's value sits in the plain tensor."""
-    where = {v: i for i, v in enumerate(plain.numpy().ravel().tolist())}
-    return np.array([where[v] for v in scrambled.numpy().ravel().tolist()])
+    """Known plaintext: where each scrambled position's value sits in the plain tensor. A
+    value the plain tensor holds more than once (a float32 coincidence: 2 pairs among
+    the digits MLP's 17k weights) cannot be placed; its positions are matched in order,
+    so the result is still a permutation."""
+    where: dict[float, list[int]] = {}
+    for i, v in enumerate(plain.numpy().ravel().tolist()):
+        where.setdefault(v, []).append(i)
+    return np.array([where[v].pop(0) for v in scrambled.numpy().ravel().tolist()])
+
+
+def ambiguous_positions(plain: torch.Tensor) -> np.ndarray:
+    """Positions whose value occurs more than once in ``plain`` (known plaintext cannot
+    tell them apart)."""
+    flat = plain.numpy().ravel()
+    values, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    return counts[inverse] > 1
 
 
 def apply_recovered(model_scrambled, permutations):
@@ -142,7 +155,11 @@ def test_finding6_one_known_pair_does_not_unscramble_other_files(digits):
         for name, t in scrambled_a.state_dict().items()
     }
     same_salt = apply_recovered(scramble(b, key, salt_a), recovered)
-    assert accuracy(same_salt, digits.test) == accuracy(b, digits.test)
+    for name, tensor in b.state_dict().items():  # B recovered wherever A's values are unique
+        clear = ~ambiguous_positions(a.state_dict()[name])
+        restored = same_salt.state_dict()[name].numpy().ravel()
+        np.testing.assert_array_equal(restored[clear], tensor.numpy().ravel()[clear])
+    assert accuracy(same_salt, digits.test) >= accuracy(b, digits.test) - 0.01
     other_salt = apply_recovered(scramble(b, key, salt_b), recovered)
     assert accuracy(other_salt, digits.test) < 0.3 < accuracy(b, digits.test)
 
