@@ -10,6 +10,8 @@
 * Shift detector: cost per query at batch 1.
 * MAD: an oracle with MAD-argmax answering a batch of 256 against the undefended oracle,
   timed in the same run: ``extra_info['ratio_to_undefended']``.
+* Answer watermark (DAWN): the same, ABBA-interleaved, for three victims of different
+  cost.
 """
 
 import time
@@ -120,14 +122,21 @@ def test_mad_batch_latency(benchmark, shape, digits, mlp_victim, mnist_shaped):
         benchmark.extra_info["ratio_to_undefended"] = benchmark.stats["mean"] / plain_seconds
 
 
-@pytest.mark.parametrize("shape", ["digits", "mnist"])
+@pytest.mark.parametrize("shape", ["digits", "mnist", "mnist-cnn"])
 def test_answer_watermark_batch_latency(benchmark, shape, digits, mlp_victim, mnist_shaped):
     """The DAWN oracle answering 256 queries against the undefended oracle, ABBA in one
     run (``extra_info['ratio_to_undefended']``; goal ≤ 1.1), with 1,000 planted answers
-    already in its store (≈ 200k queries served at the default 0.5 %) to look near."""
+    already in its store (≈ 200k queries served at the default 0.5 %) to look near.
+    Victims: the digits MLP, an MLP on MNIST-shaped input and the zoo CNN on it (the
+    overhead is about fixed per query, so the ratio depends on the model's cost)."""
     from vtrust.timing import interleaved
 
-    model, data = (mlp_victim, digits.victim) if shape == "digits" else mnist_shaped
+    if shape == "digits":
+        model, data = mlp_victim, digits.victim
+    else:
+        model, data = mnist_shaped
+        if shape == "mnist-cnn":
+            model = build_model("cnn", (1, 28, 28), 10, seed=0)
     x = data.x[:256]
     plain = Deployment().oracle(model, data)
     marked = Deployment.of(["dawn"]).oracle(model, data)

@@ -13,9 +13,8 @@ from vtrust.defenses.answer_marks import (
     AnswerMarkParams,
     AnswerWatermark,
     canonical,
-    prf,
-    prf_batch,
 )
+from vtrust.defenses.answer_prf import AnswerPrf
 from vtrust.errors import InputError, StateFileError
 from vtrust.keying import ProtectionKey, save_protection_key
 from vtrust.oracle import Oracle
@@ -231,17 +230,43 @@ def test_a_seeded_deployment_is_reported_insecure_and_bad_parameters_are_refused
             AnswerMarkParams(**bad)
 
 
-def test_the_prf_depends_on_the_whole_canonical_query():
-    key = bytes(32)
-    a = canonical(images(1), 1 / 255)[0]
+def test_the_prf_depends_on_the_whole_canonical_query_and_the_client():
+    keyed = AnswerPrf(bytes(32))
+    a = canonical(images(1), 1 / 255)
     b = a.copy()
     b.flat[-1] += 1
-    assert prf(key, a) == prf(key, a.copy())
-    assert prf(key, a) != prf(key, b)
-    assert prf(key, a) != prf(bytes([1]) + bytes(31), a)
+    assert keyed("c", a) == keyed("c", a.copy())
+    assert keyed("c", a)[0][0] != keyed("c", b)[0][0]
+    assert keyed("c", a)[0][0] != keyed("d", a)[0][0]
+    assert keyed("c", a)[0][0] != AnswerPrf(bytes([1]) + bytes(31))("c", a)[0][0]
     batch = canonical(images(20, seed=4), 1 / 255)
-    u, v = prf_batch(key, batch)
-    assert [(float(ui), vi) for ui, vi in zip(u, v, strict=True)] == [prf(key, q) for q in batch]
+    u, v = keyed("c", batch)
+    one_by_one = [keyed("c", q[None]) for q in batch]
+    assert u.tolist() == [float(ui[0]) for ui, _ in one_by_one]
+    assert v.tolist() == [int(vi[0]) for _, vi in one_by_one]
+    assert ((u >= 0) & (u < 1)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=40))
+def test_the_universal_hash_is_the_exact_integer_sum(values):
+    """Law: each lane is Σ lo·A + hi·B over the integers (the float64 products are exact)."""
+    keyed = AnswerPrf(bytes(range(32)))
+    row = np.array([values], dtype=np.int32)
+    key_lo, key_hi = keyed._hash_key(len(values))
+    expected = []
+    for lane in range(key_lo.shape[1]):
+        total = sum((v & 0xFFFF) * int(key_lo[j, lane]) + (v >> 16) * int(key_hi[j, lane])
+                    for j, v in enumerate(values))  # fmt: skip
+        expected.append(total % (1 << 64))
+    assert keyed.lanes(row)[0].tolist() == expected
+
+
+def test_the_prf_refuses_values_it_cannot_hash():
+    with pytest.raises(InputError):
+        AnswerPrf(bytes(32)).lanes(np.array([[0.5]]))
+    with pytest.raises(InputError):
+        AnswerPrf(bytes(32)).lanes(np.array([[2**40]]))
 
 
 def test_a_memorising_thief_carries_the_marks_and_one_that_drops_disputed_answers_does_not(

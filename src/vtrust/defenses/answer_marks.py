@@ -2,8 +2,9 @@
 so a model trained on the oracle's answers carries it too.
 
 For each query the oracle computes a keyed PRF of the query's canonical form (the input
-quantised to ``step``): keyed BLAKE2b under the client's key, HKDF(owner secret,
-``answer-mark:client:<id>``). Its first 64 bits select the query with probability
+quantised to ``step``; :class:`~vtrust.defenses.answer_prf.AnswerPrf`: a secret universal
+hash, then AES CBC-MAC under the client's key, HKDF(owner secret,
+``answer-mark:client:<id>``), batched). Its first 64 bits select the query with probability
 ``rate``; its next 64 bits pick the planted label among the C − 1 classes the model does
 *not* answer (shift 1 + v mod (C − 1), bias < 2⁻⁵⁸), and the answer's probabilities
 are swapped between the true and the planted class, so a watermarked answer looks like
@@ -22,19 +23,17 @@ What it promises, against whom: see docs/SECURITY.md ("Answer watermarks").
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from vtrust.catalog import register
+from vtrust.defenses.answer_prf import AnswerPrf
 from vtrust.errors import InputError
-from vtrust.keying import ProtectionKey, hkdf, load_protection_key
+from vtrust.keying import ProtectionKey, load_protection_key
 from vtrust.oracle import QueryDefense
 from vtrust.ownership.mark_store import DEFAULT_CAPACITY, MarkRecord, MarkStore
 
-_DOMAIN = b"vtrust-answer-mark:v1"
-_TWO64 = float(1 << 64)
 SCREEN_DIM = 8
 
 
@@ -69,50 +68,19 @@ class AnswerMarkParams:
 
 
 def canonical(x: np.ndarray, step: float) -> np.ndarray:
-    """The integer form of a batch of queries: ``round(x / step)`` as int32 (InputError
-    if a value is too large for it)."""
-    scaled = np.rint(np.asarray(x, dtype=np.float64) / step)
-    if scaled.size and np.abs(scaled).max() > 2**31 - 1:
-        raise InputError(f"query values too large for the quantisation step {step}")
+    """The integer form of a batch of queries: ``round(x · (1/step))`` computed in float32
+    (ties to even) as int32 (InputError if a value does not fit)."""
+    scaled = np.asarray(x, dtype=np.float32) * np.float32(1.0 / step)
+    np.rint(scaled, out=scaled)
+    if scaled.size and not (-(2.0**31) < scaled.min() and scaled.max() < 2.0**31 - 128):
+        raise InputError(f"query values too large (or not finite) for the quantisation step {step}")
     return scaled.astype(np.int32)
 
 
-def client_key(secret: bytes, client_id: str) -> bytes:
-    """The per-client PRF key: HKDF(owner secret, "answer-mark:client:<id>")."""
-    return hkdf(secret, f"answer-mark:client:{client_id}")
-
-
-def prf(key: bytes, canonical_query: np.ndarray) -> tuple[float, int]:
-    """(u, v) for one canonical query: u uniform in [0, 1) selects, v (64 bits) picks
-    the label."""
-    h = hashlib.blake2b(key=key, digest_size=16, person=b"vtrust-dawn-v1")
-    h.update(_DOMAIN)
-    h.update(np.asarray(canonical_query.shape, dtype="<i4").tobytes())
-    h.update(np.ascontiguousarray(canonical_query, dtype="<i4").tobytes())
-    digest = h.digest()
-    return int.from_bytes(digest[:8], "little") / _TWO64, int.from_bytes(digest[8:], "little")
-
-
-def prf_batch(key: bytes, canonical_queries: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """:func:`prf` of every row of a batch (the same values), from one keyed hasher."""
-    base = hashlib.blake2b(key=key, digest_size=16, person=b"vtrust-dawn-v1")
-    base.update(_DOMAIN)
-    base.update(np.asarray(canonical_queries.shape[1:], dtype="<i4").tobytes())
-    rows = np.ascontiguousarray(canonical_queries, dtype="<i4").reshape(len(canonical_queries), -1)
-    u = np.empty(len(rows))
-    v = []
-    for i, row in enumerate(rows):
-        h = base.copy()
-        h.update(row.data)
-        digest = h.digest()
-        u[i] = int.from_bytes(digest[:8], "little") / _TWO64
-        v.append(int.from_bytes(digest[8:], "little"))
-    return u, v
-
-
 def planted_label(true_label: int, v: int, n_classes: int) -> int:
-    """The label a selected query gets: never the true one, uniform over the others."""
-    return (true_label + 1 + v % (n_classes - 1)) % n_classes
+    """The label a selected query gets: never the true one, uniform over the others
+    (``v`` is 64 random bits: the bias of ``v mod (C − 1)`` is below 2⁻⁵⁸)."""
+    return (int(true_label) + 1 + int(v) % (n_classes - 1)) % n_classes
 
 
 def swap_classes(probs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -123,22 +91,27 @@ def swap_classes(probs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
+BRUTE_FORCE_ROWS = 4096  # planted rows screened by one matrix product, before a k-d tree
+
+
 class PlantedIndex:
     """The planted queries (flattened), for finding a near-identical one for each new query.
 
     Rows live in a buffer that doubles when full. The search runs on the rows themselves
     up to :data:`SCREEN_DIM` values per query, above it on a fixed Gaussian projection to
-    that many dimensions (a row within RMS distance r projects within 3r except with
-    probability below 1e-11 — a χ²₈ tail, P(χ²₈ ≥ 72)), which only screens: every candidate gets the
-    exact distance. The projection is public and needs no secret (it only speeds the
-    search). Candidates come from a k-d tree over the older rows (rebuilt when the rows
-    added since outnumber a quarter of it) and a brute-force pass over the newer ones,
-    so a batch costs O(batch · log n) however many answers were planted.
+    that many dimensions (a row within RMS distance r projects within 3r·√d except with
+    probability below 1e-11 — a χ²₈ tail, P(χ²₈ ≥ 72)), which only screens: every
+    candidate gets the exact distance. The projection is public and needs no secret (it
+    only speeds the search). Screening is one matrix product against the newest
+    :data:`BRUTE_FORCE_ROWS` rows and a k-d tree over the older ones (rebuilt when the
+    rows beyond it reach that many), so a batch costs O(batch · (log n + 4k)).
     """
 
     def __init__(self) -> None:
         self.rows = np.zeros((0, 0), dtype=np.float32)
-        self.keys = np.zeros((0, 0), dtype=np.float64)  # what the search runs on
+        self.keys = np.zeros((0, 0), dtype=np.float32)  # what the search runs on
+        self.key_norms = np.zeros(0, dtype=np.float32)
+        self._center: np.ndarray | None = None  # keys are centred on the first planted one
         self.origins: list[int] = []
         self.labels: list[int] = []
         self._projection: np.ndarray | None = None
@@ -149,24 +122,31 @@ class PlantedIndex:
         return len(self.origins)
 
     def _search_keys(self, flat: np.ndarray) -> np.ndarray:
+        """float32 search keys (the rows, or their projection), centred."""
         if flat.shape[1] <= SCREEN_DIM:
-            return flat.astype(np.float64)
-        if self._projection is None or self._projection.shape[0] != flat.shape[1]:
-            gen = np.random.default_rng(20211020)  # public: a speed-up, not a secret
-            scale = 1.0 / np.sqrt(SCREEN_DIM)
-            self._projection = gen.standard_normal((flat.shape[1], SCREEN_DIM)) * scale
-        return flat.astype(np.float64) @ self._projection
+            keys = flat.astype(np.float32)
+        else:
+            if self._projection is None or self._projection.shape[0] != flat.shape[1]:
+                gen = np.random.default_rng(20211020)  # public: a speed-up, not a secret
+                gauss = gen.standard_normal((flat.shape[1], SCREEN_DIM)) / np.sqrt(SCREEN_DIM)
+                self._projection = gauss.astype(np.float32)
+            keys = flat.astype(np.float32, copy=False) @ self._projection
+        if self._center is None or self._center.shape[0] != keys.shape[1]:
+            self._center = keys[0].copy()
+        return keys - self._center
 
     def add(self, row: np.ndarray, origin: int, label: int) -> None:
         n = len(self.origins)
         key = self._search_keys(row.reshape(1, -1))[0]
         if self.rows.shape[1] != row.size:
             self.rows = np.zeros((16, row.size), dtype=np.float32)
-            self.keys = np.zeros((16, key.size))
+            self.keys = np.zeros((16, key.size), dtype=np.float32)
+            self.key_norms = np.zeros(16, dtype=np.float32)
         if n == len(self.rows):
             self.rows = np.concatenate([self.rows, np.zeros_like(self.rows)])
             self.keys = np.concatenate([self.keys, np.zeros_like(self.keys)])
-        self.rows[n], self.keys[n] = row, key
+            self.key_norms = np.concatenate([self.key_norms, np.zeros_like(self.key_norms)])
+        self.rows[n], self.keys[n], self.key_norms[n] = row, key, key @ key
         self.origins.append(origin)
         self.labels.append(label)
 
@@ -179,38 +159,47 @@ class PlantedIndex:
         if n == 0:
             return nearest, rms
         bound = radius * np.sqrt(dim) * (1.0 if dim <= SCREEN_DIM else 3.0) + 1e-9
-        keys = self._search_keys(flat)
-        candidates = self._candidates(keys, bound, n)
-        for i, found in enumerate(candidates):
-            if len(found) == 0:
-                continue
-            exact = np.sqrt(((self.rows[found] - flat[i]) ** 2).mean(axis=1, dtype=np.float64))
-            best = int(exact.argmin())
-            nearest[i], rms[i] = found[best], exact[best]
+        queries, planted = self._candidates(self._search_keys(flat), bound, n)
+        if len(queries) == 0:
+            return nearest, rms
+        diff = self.rows[planted].astype(np.float64) - flat[queries].astype(np.float64)
+        exact = np.sqrt((diff**2).mean(axis=1))
+        order = np.lexsort((exact, queries))  # per query, nearest first
+        queries, planted, exact = queries[order], planted[order], exact[order]
+        first = np.ones(len(queries), dtype=bool)
+        first[1:] = queries[1:] != queries[:-1]
+        nearest[queries[first]], rms[queries[first]] = planted[first], exact[first]
         return nearest, rms
 
-    def _candidates(self, keys: np.ndarray, bound: float, n: int) -> list[np.ndarray]:
-        from sklearn.neighbors import KDTree
+    def _candidates(self, keys: np.ndarray, bound: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(query index, planted index) pairs whose search keys lie within ``bound``."""
+        if n - self._tree_rows > BRUTE_FORCE_ROWS:
+            from sklearn.neighbors import KDTree
 
-        if n - self._tree_rows > max(64, self._tree_rows // 4):
             self._tree, self._tree_rows = KDTree(self.keys[:n]), n
-        found = [np.zeros(0, dtype=np.int64)] * len(keys)
+        pairs_q, pairs_p = [], []
         if self._tree is not None:
-            found = list(self._tree.query_radius(keys, bound))
+            for i, found in enumerate(self._tree.query_radius(keys, bound)):
+                pairs_q.append(np.full(len(found), i, dtype=np.int64))
+                pairs_p.append(found.astype(np.int64))
         if n > self._tree_rows:  # the rows planted since the tree was built
-            newer = self.keys[self._tree_rows : n]
-            limit = bound**2 * (1 + 1e-9) + 1e-9  # screening only: the expansion may round
-            d2 = _squared_distances(keys, newer)
-            for i in np.flatnonzero((d2 <= limit).any(axis=1)):
-                extra = np.flatnonzero(d2[i] <= limit) + self._tree_rows
-                found[i] = np.concatenate([found[i], extra])
-        return found
-
-
-def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """All squared L2 distances between the rows of ``a`` and ``b`` (by the expansion,
-    which may round a tiny distance: callers screen with a margin, then measure)."""
-    return (a**2).sum(1)[:, None] + (b**2).sum(1)[None, :] - 2.0 * a @ b.T
+            newer = slice(self._tree_rows, n)
+            query_norms = (keys**2).sum(axis=1)
+            # screening only: float32 and the expansion round, so the limit has a margin
+            scale = float(query_norms.max() + self.key_norms[newer].max())
+            limit = np.float32(bound**2 * (1 + 1e-5) + 1e-6 * scale + 1e-9)
+            d2 = keys @ self.keys[newer].T
+            d2 *= np.float32(-2.0)
+            d2 += self.key_norms[newer]
+            d2 += query_norms[:, None]
+            hit = d2 <= limit
+            for i in np.flatnonzero(hit.any(axis=1)):
+                found = np.flatnonzero(hit[i])
+                pairs_q.append(np.full(len(found), i, dtype=np.int64))
+                pairs_p.append(found + self._tree_rows)
+        if not pairs_q:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(pairs_q), np.concatenate(pairs_p)
 
 
 class AnswerWatermark(QueryDefense):
@@ -230,10 +219,10 @@ class AnswerWatermark(QueryDefense):
         self.params = params
         owner = load_protection_key(params.key) if params.key else ProtectionKey.generate()
         self._secret = owner.secret
+        self._prf = AnswerPrf(self._secret)
         self.insecure = False
         self.store = MarkStore(params.store or None, capacity=params.capacity)
         self.unrecorded = 0
-        self._client_keys: dict[str, bytes] = {}
         self._seen: set[tuple[str, int]] = set()  # (client, origin) already recorded
         self._index = PlantedIndex()  # the planted queries, to find near-identical ones
         self._queries: dict[str, int] = {}  # queries each client asked so far
@@ -245,6 +234,7 @@ class AnswerWatermark(QueryDefense):
         self.n_classes = context.n_classes
         if context.seed is not None and not self.params.key:
             self._secret = ProtectionKey.generate(context.seed).secret
+            self._prf = AnswerPrf(self._secret)
             self.insecure = True
         if self.n_classes < 2:
             raise InputError("an answer watermark needs at least 2 classes")
@@ -253,11 +243,6 @@ class AnswerWatermark(QueryDefense):
     def fingerprint(self) -> str:
         """Identifies the owner secret in use (reveals nothing of it)."""
         return ProtectionKey(self._secret).fingerprint
-
-    def _key(self, client_id: str) -> bytes:
-        if client_id not in self._client_keys:
-            self._client_keys[client_id] = client_key(self._secret, client_id)
-        return self._client_keys[client_id]
 
     def _remember(self, record: MarkRecord) -> None:
         self._seen.add((record.client, record.origin))
@@ -271,36 +256,34 @@ class AnswerWatermark(QueryDefense):
             return probs
         step, radius = self.params.step, self.params.radius
         canon = canonical(x, step)
-        flat = (canon.reshape(len(x), -1).astype(np.float64) * step).astype(np.float32)
+        flat = (canon.reshape(len(x), -1) * step).astype(np.float32)  # as the index holds it
         top = probs.argmax(axis=1)
         answer = top.copy()
         nearest, rms = self._index.nearest(flat, radius)
-        key = self._key(client_id)
         first_query = self._queries.get(client_id, 0)
-        selector, label_bits = prf_batch(key, canon)
+        selector, label_bits = self._prf(client_id, canon)
         records: list[MarkRecord] = []
 
-        def record(i: int, label: int, of: int | None) -> MarkRecord:
+        def record(i: int, label: int, of: int | None) -> None:
             made = MarkRecord(self.store.next_id() + len(records), client_id,
                               first_query + i, canon[i].copy(), float(step), int(top[i]),
                               int(label), of)  # fmt: skip
             records.append(made)
             self._remember(made)
-            return made
 
-        for i in range(len(x)):
+        pending = sorted(np.flatnonzero((rms <= radius) | (selector < self.params.rate)))
+        while pending:  # the few queries that are marked or near a marked one, in order
+            i = int(pending.pop(0))
             if rms[i] <= radius:  # a planted answer repeats for a near-identical query
                 origin, label = self._index.origins[nearest[i]], self._index.labels[nearest[i]]
                 answer[i] = label
                 if label != top[i] and (client_id, origin) not in self._seen:
                     record(i, label, origin)
                 continue
-            if selector[i] >= self.params.rate:
-                continue
             if len(self.store) + len(records) >= self.store.capacity:
                 self.unrecorded += 1
                 continue
-            answer[i] = planted_label(int(top[i]), label_bits[i], n_classes)
+            answer[i] = planted_label(top[i], label_bits[i], n_classes)
             record(i, answer[i], None)
             # the later queries of this batch near it repeat it too
             later = flat[i + 1 :].astype(np.float64) - flat[i].astype(np.float64)
@@ -308,9 +291,10 @@ class AnswerWatermark(QueryDefense):
             closer = np.flatnonzero((dist <= radius) & (dist < rms[i + 1 :])) + i + 1
             rms[closer] = dist[closer - i - 1]
             nearest[closer] = len(self._index) - 1
+            pending = sorted(set(pending) | set(closer.tolist()))
         self.store.append(records)
         self._queries[client_id] = first_query + len(x)
-        return swap_classes(probs, top, answer)
+        return swap_classes(probs, top, answer) if records or (answer != top).any() else probs
 
 
 register("defenses", "answer-watermark", AnswerMarkParams, "DAWN: keyed wrong answers, traced")(

@@ -35,7 +35,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vtrust.defenses.answer_marks import client_key, planted_label, prf
+from vtrust.defenses.answer_marks import planted_label
+from vtrust.defenses.answer_prf import AnswerPrf
 from vtrust.errors import InputError
 from vtrust.ownership.mark_store import MarkRecord
 from vtrust.targets.base import Target
@@ -147,13 +148,14 @@ def inconsistent_records(
     one whose label differs from the planted record it names. Empty for an honest log."""
     bad: list[int] = []
     planted: dict[int, int] = {}
+    keyed = AnswerPrf(secret)
     for record in records:
         if record.of is not None:
             if planted.get(record.of) != record.planted:
                 bad.append(record.id)
             continue
-        u, v = prf(client_key(secret, record.client), record.canonical)
-        if u >= rate or planted_label(record.true_label, v, n_classes) != record.planted:
+        u, v = keyed(record.client, record.canonical[None])
+        if u[0] >= rate or planted_label(record.true_label, v[0], n_classes) != record.planted:
             bad.append(record.id)
         planted[record.id] = record.planted
     return bad
