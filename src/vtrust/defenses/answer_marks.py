@@ -72,7 +72,7 @@ def canonical(x: np.ndarray, step: float) -> np.ndarray:
     (ties to even) as int32 (InputError if a value does not fit)."""
     scaled = np.asarray(x, dtype=np.float32) * np.float32(1.0 / step)
     np.rint(scaled, out=scaled)
-    if scaled.size and not (-(2.0**31) < scaled.min() and scaled.max() < 2.0**31 - 128):
+    if scaled.size and not (scaled.min() > -(2.0**31) and scaled.max() < 2.0**31 - 128):
         raise InputError(f"query values too large (or not finite) for the quantisation step {step}")
     return scaled.astype(np.int32)
 

@@ -15,6 +15,7 @@ or, in one's own loop, ``loss = loss + wm.penalty()(model)``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -72,6 +73,9 @@ def new_static_key(
     return WatermarkKey(secret=new_secret(seed), static=part, owner=owner, insecure_seed=seed)
 
 
+EMBED_EVERY = 4  # embedding applies the regularizer on one training step in this many
+
+
 class StaticWatermark:
     """Embed, extract and verify one static key."""
 
@@ -100,23 +104,40 @@ class StaticWatermark:
             )
         return weight
 
-    def penalty(self) -> Callable[[nn.Module], torch.Tensor]:
-        """The regularizer λ·BCE(σ(X·w), b) as a ``model -> loss`` callable."""
+    def penalty(self, every: int = 1) -> Callable[[nn.Module], torch.Tensor]:
+        """The regularizer λ·BCE(σ(X·w), b) as a ``model -> loss`` callable.
+
+        With ``every`` = k > 1 it is applied on one call in k, at k·λ (the same push per
+        k steps for 1/k of the cost: the projection product is most of a small model's
+        step); the other calls return 0.
+        """
+        if every < 1:
+            raise InputError(f"every must be a positive number of steps, got {every}")
         target = torch.from_numpy(self.message.astype(np.float32))
+        weights: weakref.WeakKeyDictionary[nn.Module, torch.Tensor] = weakref.WeakKeyDictionary()
+        calls = [0]
 
         def regularizer(model: nn.Module) -> torch.Tensor:
-            w = self._check_capacity(model).flatten()
+            calls[0] += 1
+            if (calls[0] - 1) % every:
+                return torch.zeros(())
+            if model not in weights:  # the layer lookup walks the model: once per model
+                weights[model] = self._check_capacity(model)
+            w = weights[model].flatten()
             logits = self.part.sharpness * (self.projection(w.numel()) @ w) / w.norm()
-            return self.part.strength * nn.functional.binary_cross_entropy_with_logits(
-                logits, target
-            )
+            bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
+            return every * self.part.strength * bce
 
         return regularizer
 
-    def embed(self, model: nn.Module, data: Dataset, config: TrainConfig) -> nn.Module:
-        """Train (or fine-tune) ``model`` in place on ``data`` with the regularizer."""
-        self._check_capacity(model)
-        fit(model, data, config, penalties=[self.penalty()], desc="embed static watermark")
+    def embed(
+        self, model: nn.Module, data: Dataset, config: TrainConfig, *, every: int = EMBED_EVERY
+    ) -> nn.Module:
+        """Train (or fine-tune) ``model`` in place on ``data`` with the regularizer,
+        applied on one step in ``every``."""
+        weight = self._check_capacity(model)
+        self.projection(weight.numel())  # derived once, before the clock of the first epoch
+        fit(model, data, config, penalties=[self.penalty(every)], desc="embed static watermark")
         return model
 
     def extract(self, model: nn.Module) -> np.ndarray:
