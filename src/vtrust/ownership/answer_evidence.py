@@ -34,12 +34,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from vtrust.defenses.answer_marks import planted_label
 from vtrust.defenses.answer_prf import AnswerPrf
 from vtrust.errors import InputError
 from vtrust.ownership.mark_store import MarkRecord
-from vtrust.targets.base import Target
+from vtrust.targets.base import Target, as_target
 from vtrust.watermark.stats import binomial_tail
 
 
@@ -74,11 +75,13 @@ class AnswerEvidence:
         }
 
 
-def suspect_answers(suspect: Target, records: Sequence[MarkRecord]) -> dict[int, int]:
-    """The suspect's top-1 label on every record's query, by record id."""
+def suspect_answers(suspect: Target | nn.Module, records: Sequence[MarkRecord]) -> dict[int, int]:
+    """The suspect's top-1 label on every record's query, by record id (a torch module
+    is taken to read queries of the records' shape)."""
     if not records:
         return {}
     shape = tuple(records[0].canonical.shape)
+    suspect = as_target(suspect, shape)
     if shape != tuple(suspect.input_shape):
         raise InputError(f"the records hold queries of shape {shape}; the suspect takes "
                          f"{tuple(suspect.input_shape)}")  # fmt: skip
@@ -127,11 +130,12 @@ def evidence(
 
 
 def trace(
-    suspect: Target, records: Sequence[MarkRecord], n_classes: int | None = None
+    suspect: Target | nn.Module, records: Sequence[MarkRecord], n_classes: int | None = None
 ) -> tuple[AnswerEvidence, list[AnswerEvidence]]:
     """The test over all records, and one test per client on the answers planted under
     its own key, ranked by p-value (smallest first; ties: most agreements, then id)."""
-    classes = suspect.n_classes if n_classes is None else n_classes
+    shape = records[0].canonical.shape if records else None
+    classes = as_target(suspect, shape).n_classes if n_classes is None else n_classes
     answers = suspect_answers(suspect, records)
     overall = evidence(records, answers, classes)
     clients = sorted({r.client for r in records})
