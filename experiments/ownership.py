@@ -48,9 +48,18 @@ from vtrust.ownership.verdict import calibrate_kinds, combine  # noqa: E402
 from vtrust.report import Report, bar_plot  # noqa: E402
 from vtrust.watermark.static import StaticWatermark, new_static_key  # noqa: E402
 
-EXTRACTION = ("knockoff-attacker-400", "knockoff-attacker-probs", "knockoff-natural-2k",
-              "knockoff-adaptive-2k", "jbda", "jb-top3", "jb-self", "copycat-2k",
-              "activethief-kcenter-1k", "activethief-uncertainty-1k")  # fmt: skip
+EXTRACTION = (
+    "knockoff-attacker-400",
+    "knockoff-attacker-probs",
+    "knockoff-natural-2k",
+    "knockoff-adaptive-2k",
+    "jbda",
+    "jb-top3",
+    "jb-self",
+    "copycat-2k",
+    "activethief-kcenter-1k",
+    "activethief-uncertainty-1k",
+)
 REMOVAL = ("ftal", "distill-soft", "distill-labels")
 RATES = (0.005, 0.02)
 FPR = 1e-6
@@ -99,14 +108,24 @@ def dawn_study(victim, splits, rate, seed):
             if any(e.clients[0] == name for e in ranked)
             else None
         )
-        rows.append({"attack": name, "queries": result.queries,
-                     "fidelity": agreement(thief, victim, splits.test.x),
-                     "p_value": overall.p_value, "agreements": overall.agreements,
-                     "informative": overall.informative, "rank": rank,
-                     "clients": len(ranked)})  # fmt: skip
+        rows.append(
+            {
+                "attack": name,
+                "queries": result.queries,
+                "fidelity": agreement(thief, victim, splits.test.x),
+                "p_value": overall.p_value,
+                "agreements": overall.agreements,
+                "informative": overall.informative,
+                "rank": rank,
+                "clients": len(ranked),
+            }
+        )
         thieves[name] = thief
-    return {"rate": rate, "benign": benign, "attacks": rows, "records": len(dawn.store)}, \
-        thieves, list(dawn.store)  # fmt: skip
+    return (
+        {"rate": rate, "benign": benign, "attacks": rows, "records": len(dawn.store)},
+        thieves,
+        list(dawn.store),
+    )
 
 
 def sybil_study(victim, splits, rate, seed, ids=250, per_id=4, benign_clients=100):
@@ -130,11 +149,19 @@ def sybil_study(victim, splits, rate, seed, ids=250, per_id=4, benign_clients=10
     records = list(dawn.store)
     overall = mark_evidence(records, suspect_answers(thief, records), splits.n_classes)
     sybils = {c for c in overall.implicated if c.startswith("sybil-")}
-    return {"rate": rate, "ids": ids, "per_id": per_id, "benign_clients": benign_clients,
-            "fidelity": agreement(thief, victim, splits.test.x), "p_value": overall.p_value,
-            "agreements": overall.agreements, "informative": overall.informative,
-            "implicated": len(overall.implicated), "implicated_sybils": len(sybils),
-            "implicated_benign": len(overall.implicated) - len(sybils)}  # fmt: skip
+    return {
+        "rate": rate,
+        "ids": ids,
+        "per_id": per_id,
+        "benign_clients": benign_clients,
+        "fidelity": agreement(thief, victim, splits.test.x),
+        "p_value": overall.p_value,
+        "agreements": overall.agreements,
+        "informative": overall.informative,
+        "implicated": len(overall.implicated),
+        "implicated_sybils": len(sybils),
+        "implicated_benign": len(overall.implicated) - len(sybils),
+    }
 
 
 def study(splits, args) -> dict:
@@ -158,10 +185,11 @@ def study(splits, args) -> dict:
         )
     stolen["copy"] = victim
     progress.stage("[ownership] dataset inference: fit the score on the owner's model")
-    owner = OwnerSide.with_dataset_inference(victim, splits, samples=args.di_samples, walk=WALK,
-                                             key=key, records=records)  # fmt: skip
+    owner = OwnerSide.with_dataset_inference(
+        victim, splits, samples=args.di_samples, walk=WALK, key=key, records=records
+    )
     progress.stage(f"[ownership] null population: {args.null_models} models")
-    null = population(splits, args.null_models, cache=args.cache)
+    null = population(splits, args.null_models, cache=args.cache or args.out / ".null-cache")
     null_evidence = []
     for i, (member, model) in enumerate(null):
         if i % 10 == 0:
@@ -172,9 +200,18 @@ def study(splits, args) -> dict:
 
     def decide(evidence):
         verdict = combine(evidence, FPR, calibration).to_json()
-        return {"owned": verdict["owned"], "combined_p_value": verdict["combined_p_value"],
-                "kinds": {k["kind"]: {"p_value": k["p_value"], "calibrated_p_value": k["calibrated_p_value"],
-                                      "passes": k["passes"]} for k in verdict["evidence"]}}  # fmt: skip
+        return {
+            "owned": verdict["owned"],
+            "combined_p_value": verdict["combined_p_value"],
+            "kinds": {
+                k["kind"]: {
+                    "p_value": k["p_value"],
+                    "calibrated_p_value": k["calibrated_p_value"],
+                    "passes": k["passes"],
+                }
+                for k in verdict["evidence"]
+            },
+        }
 
     progress.stage("[ownership] verdicts on the stolen copies and the held-back null models")
     suspects = {name: decide(owner.evidence(model)) for name, model in stolen.items()}
@@ -185,16 +222,33 @@ def study(splits, args) -> dict:
         kind: cal.false_positives(FPR / len(calibration)) for kind, cal in calibration.items()
     }
     return {
-        "dataset": splits.spec, "seed": seed, **accuracy_info, "fpr": FPR,
-        "dawn": dawn, "sybil": sybil, "suspects": suspects,
-        "null": {"models": len(null), "calibrating": len(calibrating), "held_back": len(held_back),
-                 "archs": sorted({m.arch for m, _ in null}),
-                 "calibration": {k: {"mean": c.mean, "std": c.std, "threshold": c.threshold(FPR / len(calibration)),
-                                     "false_positives": calibrated_fp[k]} for k, c in calibration.items()},
-                 "held_back_owned": sum(v["owned"] for v in independents),
-                 "held_back_per_kind": {k: sum(v["kinds"][k]["passes"] for v in independents)
-                                        for k in calibration}},
-    }  # fmt: skip
+        "dataset": splits.spec,
+        "seed": seed,
+        **accuracy_info,
+        "fpr": FPR,
+        "dawn": dawn,
+        "sybil": sybil,
+        "suspects": suspects,
+        "null": {
+            "models": len(null),
+            "calibrating": len(calibrating),
+            "held_back": len(held_back),
+            "archs": sorted({m.arch for m, _ in null}),
+            "calibration": {
+                k: {
+                    "mean": c.mean,
+                    "std": c.std,
+                    "threshold": c.threshold(FPR / len(calibration)),
+                    "false_positives": calibrated_fp[k],
+                }
+                for k, c in calibration.items()
+            },
+            "held_back_owned": sum(v["owned"] for v in independents),
+            "held_back_per_kind": {
+                k: sum(v["kinds"][k]["passes"] for v in independents) for k in calibration
+            },
+        },
+    }
 
 
 def main() -> None:
@@ -203,7 +257,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--null-models", type=int, default=120)
     parser.add_argument("--di-samples", type=int, default=100)
-    parser.add_argument("--cache", type=Path, default=None, help="null-population cache folder")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="null-population cache folder (default: OUT/.null-cache)",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/ownership"))
     add_seed_options(parser, jobs=2)
     args = parser.parse_args()
@@ -219,45 +278,87 @@ def main() -> None:
 def write_report(results: dict, args) -> None:
     report = Report(f"Ownership after extraction — {results['dataset']}, seed {results['seed']}")
     for rate, block in results["dawn"].items():
-        rows = [[r["attack"], r["queries"], f"{r['fidelity']:.3f}", f"{r['p_value']:.2g}",
-                 f"{r['agreements']}/{r['informative']}", r["rank"], r["clients"]]
-                for r in block["attacks"]]  # fmt: skip
+        rows = [
+            [
+                r["attack"],
+                r["queries"],
+                f"{r['fidelity']:.3f}",
+                f"{r['p_value']:.2g}",
+                f"{r['agreements']}/{r['informative']}",
+                r["rank"],
+                r["clients"],
+            ]
+            for r in block["attacks"]
+        ]
         report.add_table(
             f"Answer watermark at rate {float(rate):.1%}: each thief traced over all records "
             f"(benign answers differing from the model's: "
             f"{block['benign']['served_vs_model_disagreement']:.2%})",
             ["attack", "queries", "fidelity", "p", "agree/informative", "thief's rank", "clients"],
             rows,
-        )  # fmt: skip
-    report.add_table("Sybil thief (1,000 queries over 250 ids among 100 benign clients)",
-                     ["rate", "fidelity", "p", "agree/informative", "implicated sybil ids",
-                      "implicated benign ids"],
-                     [[f"{s['rate']:.1%}", f"{s['fidelity']:.3f}", f"{s['p_value']:.2g}",
-                       f"{s['agreements']}/{s['informative']}", s["implicated_sybils"],
-                       s["implicated_benign"]] for s in results["sybil"]])  # fmt: skip
+        )
+    report.add_table(
+        "Sybil thief (1,000 queries over 250 ids among 100 benign clients)",
+        [
+            "rate",
+            "fidelity",
+            "p",
+            "agree/informative",
+            "implicated sybil ids",
+            "implicated benign ids",
+        ],
+        [
+            [
+                f"{s['rate']:.1%}",
+                f"{s['fidelity']:.3f}",
+                f"{s['p_value']:.2g}",
+                f"{s['agreements']}/{s['informative']}",
+                s["implicated_sybils"],
+                s["implicated_benign"],
+            ]
+            for s in results["sybil"]
+        ],
+    )
     kinds = sorted(results["null"]["calibration"])
-    rows = [[name, f"{s['fidelity']:.3f}"] + [f"{s['kinds'][k]['calibrated_p_value']:.2g}" for k in kinds]
-            + [f"{s['combined_p_value']:.2g}", "yes" if s["owned"] else "no"]
-            for name, s in results["suspects"].items()]  # fmt: skip
-    report.add_table(f"One verdict (Bonferroni, FPR {results['fpr']:g}) on stolen copies: "
-                     "calibrated p per kind", ["suspect", "fidelity", *kinds, "combined", "owned"],
-                     rows)  # fmt: skip
+    rows = [
+        [name, f"{s['fidelity']:.3f}"]
+        + [f"{s['kinds'][k]['calibrated_p_value']:.2g}" for k in kinds]
+        + [f"{s['combined_p_value']:.2g}", "yes" if s["owned"] else "no"]
+        for name, s in results["suspects"].items()
+    ]
+    report.add_table(
+        f"One verdict (Bonferroni, FPR {results['fpr']:g}) on stolen copies: calibrated p per kind",
+        ["suspect", "fidelity", *kinds, "combined", "owned"],
+        rows,
+    )
     null = results["null"]
-    rows = [[k, f"{c['mean']:.2f}", f"{c['std']:.2f}", f"{c['threshold']:.2g}",
-             c["false_positives"], null["held_back_per_kind"][k]]
-            for k, c in null["calibration"].items()]  # fmt: skip
+    rows = [
+        [
+            k,
+            f"{c['mean']:.2f}",
+            f"{c['std']:.2f}",
+            f"{c['threshold']:.2g}",
+            c["false_positives"],
+            null["held_back_per_kind"][k],
+        ]
+        for k, c in null["calibration"].items()
+    ]
     rows.append(["combined", "", "", "", "", null["held_back_owned"]])
-    report.add_table(f"Null population: {null['models']} models ({', '.join(null['archs'])}); "
-                     f"{null['calibrating']} calibrate, {null['held_back']} held back",
-                     ["kind", "mean −log10 p", "std", "threshold (p)", "calibrating FP",
-                      "held-back FP"], rows)  # fmt: skip
+    report.add_table(
+        f"Null population: {null['models']} models ({', '.join(null['archs'])}); "
+        f"{null['calibrating']} calibrate, {null['held_back']} held back",
+        ["kind", "mean −log10 p", "std", "threshold (p)", "calibrating FP", "held-back FP"],
+        rows,
+    )
     bars = {
         r["attack"]: -np.log10(max(r["p_value"], 1e-300))
         for r in results["dawn"][str(RATES[0])]["attacks"]
     }
-    report.add_figure("dawn.png", bar_plot(bars, title="Answer watermark (0.5 %): −log10 p per thief",
-                                           ylabel="−log10 p"),
-                      "Each extraction thief's answer-watermark p-value (−log10; 6 = 1e-6).")  # fmt: skip
+    report.add_figure(
+        "dawn.png",
+        bar_plot(bars, title="Answer watermark (0.5 %): −log10 p per thief", ylabel="−log10 p"),
+        "Each extraction thief's answer-watermark p-value (−log10; 6 = 1e-6).",
+    )
     report.add_text(f"Total time {results['seconds']:.0f} s.")
     results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")

@@ -13,6 +13,7 @@ temporary name, then renamed, so a torn write is never read).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -76,11 +77,21 @@ def population(splits: Splits, count: int = 120, *, cache: str | Path | None = N
     from vtrust.models.recipes import default_config
 
     folder = Path(cache) if cache else None
+    digest = hashlib.sha256(np.ascontiguousarray(splits.attacker.x).tobytes()).hexdigest()
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+        manifest_path = folder / "manifest.json"
+        if manifest_path.exists():
+            try:
+                made_for = json.loads(manifest_path.read_text()).get("attacker_sha256")
+            except (OSError, ValueError, AttributeError):
+                made_for = None
+            if made_for != digest:
+                raise InputError(f"the null-model cache {folder} was made for other data "
+                                 "(or is damaged): use another folder")  # fmt: skip
     out = []
     for member in progress.bar(members(count, archs), desc="null models"):
-        path = folder / f"{member.name}.vtm" if folder is not None else None
+        path = folder / f"{member.name}.safetensors" if folder is not None else None
         if path is not None and path.exists():
             out.append((member, load_model(path).model))
             continue
@@ -91,7 +102,8 @@ def population(splits: Splits, count: int = 120, *, cache: str | Path | None = N
             save_model(path, model, {"null_member": asdict(member)})  # atomic
         out.append((member, model))
     if folder is not None:
-        manifest = {"dataset": splits.spec, "members": [asdict(m) for m, _ in out]}
+        manifest = {"dataset": splits.spec, "attacker_sha256": digest,
+                    "members": [asdict(m) for m, _ in out]}  # fmt: skip
         temporary = folder / "manifest.json.tmp"
         temporary.write_text(json.dumps(manifest, indent=1))
         os.replace(temporary, folder / "manifest.json")

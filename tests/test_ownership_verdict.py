@@ -1,0 +1,299 @@
+"""The one ownership verdict: calibration, Bonferroni combination, the owner's material,
+the null population and the `vtrust ownership` commands."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vtrust.cli import run
+from vtrust.errors import InputError
+from vtrust.ownership.evidence import OwnerSide, dawn_evidence
+from vtrust.ownership.null_population import members, population, training_data
+from vtrust.ownership.verdict import Evidence, KindCalibration, calibrate_kinds, combine
+
+
+def test_bonferroni_over_the_kinds_and_grinding_for_keyed_marks():
+    evidence = [Evidence("dawn", 1e-8), Evidence("dataset-inference", 0.3)]
+    verdict = combine(evidence, 1e-6)
+    assert verdict.owned and math.isclose(verdict.combined_p_value, 2e-8)
+    assert not combine([Evidence("dawn", 6e-7), Evidence("dataset-inference", 0.3)], 1e-6).owned
+    keyed = combine([Evidence("static", 1e-30)], 1e-6)  # × 2^64 ≈ 1.8e-11
+    assert keyed.owned and math.isclose(keyed.kinds[0]["adjusted_p_value"], 1e-30 * 2.0**64)
+    assert not combine([Evidence("trigger", 1e-20)], 1e-6).owned  # 1e-20 · 2^64 > 1e-6
+    with pytest.raises(InputError):
+        combine([Evidence("dawn", 0.1), Evidence("dawn", 0.2)], 1e-6)
+    with pytest.raises(InputError):
+        combine([], 1e-6)
+    with pytest.raises(InputError):
+        Evidence("dawn", 1.5)
+    with pytest.raises(InputError):
+        Evidence("fingerprint", 0.1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.floats(0.0, 3.0), min_size=2, max_size=30), st.floats(1e-300, 1.0))
+def test_calibration_never_makes_a_test_more_confident(null_scores, p):
+    """Law: the calibrated p-value is ≥ the test's own, and the threshold is exact: a
+    p-value at it is calibrated to ≤ alpha."""
+    cal = KindCalibration("dataset-inference", tuple(null_scores))
+    assert cal.calibrated(p) >= p
+    threshold = cal.threshold(1e-3)
+    assert threshold <= 1e-3
+    assert cal.calibrated(threshold) <= 1e-3 * (1 + 1e-9)
+
+
+def test_a_test_that_fires_on_independent_models_is_penalised():
+    """Null models that give p ≈ 1e-3 (a test invalid for them): the same p on a
+    suspect is then no evidence, and where the null models lie the threshold moves
+    far below alpha."""
+    cal = calibrate_kinds([[Evidence("dataset-inference", 10.0**-s)] for s in (2.5, 3, 3.5, 3)])
+    kind = cal["dataset-inference"]
+    assert kind.calibrated(1e-3) > 0.3
+    assert kind.threshold(0.01) < 0.01 * 0.02  # a p of 1e-2 / 1e-3 is what null models give
+    assert kind.threshold(1e-6) == 1e-6  # far in the tail the test's own p decides
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.booleans())
+def test_the_combined_rule_keeps_its_false_positive_rate(seed, dependent):
+    """Under the null (uniform p-values, independent or all equal) the verdict fires at
+    most at rate fpr: 4,000 simulated suspects at fpr 0.05."""
+    rng = np.random.default_rng(seed)
+    kinds = ("dawn", "dataset-inference", "trigger", "static")
+    fired = 0
+    for _ in range(4000):
+        u = np.full(4, rng.random()) if dependent else rng.random(4)
+        # keyed kinds are given as p / 2^64 so their adjusted p is the uniform draw
+        evidence = [
+            Evidence(k, float(p) / (2.0**64 if k in ("trigger", "static") else 1.0))
+            for k, p in zip(kinds, u, strict=True)
+        ]
+        fired += combine(evidence, 0.05).owned
+    assert fired / 4000 <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 4000)
+
+
+def test_null_members_never_train_on_the_victim_split(digits):
+    chosen = members(12)
+    assert {m.arch for m in chosen} == {"mlp", "cnn", "softmax"}
+    assert {m.data for m in chosen} == {"attacker", "attacker-3/4"}
+    victim_rows = {row.tobytes() for row in digits.victim.x}
+    for member in chosen[:6]:
+        data = training_data(digits, member)
+        assert not victim_rows & {row.tobytes() for row in data.x}
+        assert len(data) in (len(digits.attacker), 3 * len(digits.attacker) // 4)
+    with pytest.raises(InputError):
+        members(0)
+
+
+def test_the_null_population_is_cached_and_reloaded(digits, tmp_path, monkeypatch):
+    first = population(digits, 3, cache=tmp_path, archs=("softmax",))
+    assert len(list(tmp_path.glob("*.safetensors"))) == 3
+    import vtrust.models as models
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a cached member was trained again")
+
+    monkeypatch.setattr(models, "fit", no_training)
+    again = population(digits, 3, cache=tmp_path, archs=("softmax",))
+    for (_, a), (_, b) in zip(first, again, strict=True):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert x.equal(y), name
+    assert json.loads((tmp_path / "manifest.json").read_text())["members"][0]["arch"] == "softmax"
+    from vtrust.data import load_dataset
+
+    with pytest.raises(InputError, match="other data"):
+        population(load_dataset("digits", seed=1), 3, cache=tmp_path, archs=("softmax",))
+
+
+def test_the_owner_side_refuses_evidence_it_has_no_material_for(digits, small_mlp):
+    side = OwnerSide(digits)
+    assert side.available() == ()
+    with pytest.raises(InputError, match="no material"):
+        side.evidence(small_mlp, ["dawn"])
+    with pytest.raises(InputError, match="dataset inference needs"):
+        OwnerSide.with_dataset_inference(small_mlp, digits, samples=400)
+
+
+def test_answer_watermark_evidence_names_the_memorising_thief_among_clients():
+    """A suspect repeating one client's planted answers: the verdict's DAWN p-value is
+    the client's own test times the clients, doubled — still far below 1e-6."""
+    from test_answer_marks import Repeats, images, oracle_with_marks
+
+    oracle, defense, victim = oracle_with_marks(rate=0.05)
+    for i in range(10):
+        oracle.query(images(300, seed=100 + i), f"benign-{i}")
+    oracle.query(images(600, seed=7), "thief")
+    table = {
+        r.canonical.reshape(-1).astype(np.int32).tobytes(): r.planted
+        for r in defense.store
+        if r.client == "thief"
+    }
+    result = dawn_evidence(Repeats(victim, table), list(defense.store), 5)
+    assert result.p_value <= 1e-6
+    assert result.detail["ranked_clients"][0][0] == "thief" and result.detail["clients"] == 11
+    independent = dawn_evidence(victim, list(defense.store), 5)
+    assert independent.p_value > 1e-3
+
+
+@pytest.fixture(scope="module")
+def owner_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("owner")
+    assert (
+        run(
+            [
+                "-q",
+                "train",
+                "--arch",
+                "mlp",
+                "--epochs",
+                "30",
+                "--out",
+                str(folder / "plain.safetensors"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        run(
+            [
+                "-q",
+                "watermark",
+                "embed",
+                "--kind",
+                "static",
+                "--model",
+                str(folder / "plain.safetensors"),
+                "--out",
+                str(folder / "marked.safetensors"),
+                "--key-out",
+                str(folder / "key.json"),
+                "--epochs",
+                "10",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
+    return folder
+
+
+def test_ownership_verify_exits_like_a_gate(owner_files, capsys):
+    f = owner_files
+    base = ["-q", "ownership", "verify"]
+    assert (
+        run(
+            [*base, str(f / "marked.safetensors"), "--key", str(f / "key.json"), "--data", "digits"]
+        )
+        == 0
+    )
+    assert "OWNED" in capsys.readouterr().out
+    assert (
+        run([*base, str(f / "plain.safetensors"), "--key", str(f / "key.json"), "--data", "digits"])
+        == 1
+    )
+    assert (
+        run(
+            [
+                *base,
+                str(f / "plain.safetensors"),
+                "--key",
+                str(f / "key.json"),
+                "--data",
+                "digits",
+                "--evidence",
+                "static,nonsense",
+            ]
+        )
+        == 2
+    )
+    assert run([*base, str(f / "plain.safetensors"), "--data", "digits"]) == 2  # no material
+    (f / "bad.json").write_text("{not json")
+    assert (
+        run(
+            [
+                *base,
+                str(f / "plain.safetensors"),
+                "--key",
+                str(f / "key.json"),
+                "--data",
+                "digits",
+                "--calibration",
+                str(f / "bad.json"),
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "not a calibration file" in err
+
+
+def test_ownership_calibrate_then_verify_with_dataset_inference(owner_files, capsys):
+    f = owner_files
+    common = [
+        "--key",
+        str(f / "key.json"),
+        "--owner-model",
+        str(f / "marked.safetensors"),
+        "--samples",
+        "40",
+    ]
+    assert (
+        run(
+            [
+                "-q",
+                "ownership",
+                "calibrate",
+                *common,
+                "--null-models",
+                "4",
+                "--cache",
+                str(f / "null"),
+                "--out",
+                str(f / "cal.json"),
+            ]
+        )
+        == 0
+    )
+    doc = json.loads((f / "cal.json").read_text())
+    assert {k["kind"] for k in doc["kinds"]} == {"static", "dataset-inference"}
+    capsys.readouterr()
+    code = run(
+        [
+            "-q",
+            "ownership",
+            "verify",
+            str(f / "marked.safetensors"),
+            *common,
+            "--calibration",
+            str(f / "cal.json"),
+            "--json",
+        ]
+    )
+    verdict = json.loads(capsys.readouterr().out)
+    assert code == 0 and verdict["owned"]
+    assert all(row["calibrated"] and row["null_models"] == 4 for row in verdict["evidence"])
+    # the calibration belongs to this material: other samples → refused
+    assert (
+        run(
+            [
+                "-q",
+                "ownership",
+                "verify",
+                str(f / "marked.safetensors"),
+                "--key",
+                str(f / "key.json"),
+                "--owner-model",
+                str(f / "marked.safetensors"),
+                "--samples",
+                "41",
+                "--calibration",
+                str(f / "cal.json"),
+            ]
+        )
+        == 2
+    )
