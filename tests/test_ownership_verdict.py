@@ -297,3 +297,22 @@ def test_ownership_calibrate_then_verify_with_dataset_inference(owner_files, cap
         )
         == 2
     )
+
+
+def test_the_gate_passes_an_extraction_when_the_answer_watermark_traces_the_thief(
+    owner_files, tmp_path, capsys
+):
+    """The same thief removes the static mark (gate fails) but, behind an answer
+    watermark, is traced to its client (gate passes)."""
+    attack = tmp_path / "thief.toml"
+    attack.write_text('kind = "knockoff"\n[params]\nstrategy = "random"\nsource = "attacker"\n'
+                      "budget = 400\nlabels_only = false\n")  # fmt: skip
+    f = owner_files
+    gate = ["-q", "gate", "watermark", "--model", str(f / "marked.safetensors"),
+            "--key", str(f / "key.json"), "--attack", str(attack)]  # fmt: skip
+    assert run(gate) == 1
+    capsys.readouterr()
+    assert run([*gate, "--answer-watermark", "0.1", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)["attacks"][0]["rows"][0]
+    assert row["traced"] and row["traced_client"] == "thief" and row["answer_p_value"] <= 1e-6
+    assert not row["owned"]  # the static mark itself did not survive

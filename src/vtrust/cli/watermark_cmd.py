@@ -373,6 +373,14 @@ def robustness_options(command):
             help="Seeds the simulated attacker only (removal, thieves, forged "
             "secrets it grinds); no owner secret depends on it.",
         ),  # fmt: skip
+        click.option(
+            "--answer-watermark",
+            type=click.FloatRange(min=0, max=0.5, min_open=True),
+            default=None,
+            metavar="RATE",
+            help="Deploy the model behind an answer watermark at this rate for extraction "
+            "attacks: a thief still traced to its client counts as caught.",
+        ),
         data_option,
         model_options,
     ]
@@ -381,7 +389,8 @@ def robustness_options(command):
     return command
 
 
-def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options):
+def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, answer_watermark,
+                    data, options):  # fmt: skip
     from vtrust.catalog import load_entry
     from vtrust.evaluation.watermark import DEFAULT_ATTACKS, evaluate_robustness
     from vtrust.watermark.keys import load_key
@@ -389,9 +398,9 @@ def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed,
     key = load_key(key_file)
     entries = [load_entry("attacks", a) for a in attacks or DEFAULT_ATTACKS]
     model, splits = target_splits(model_file, data, options)
-    return evaluate_robustness(
-        model, key, splits, entries, fpr=fpr, max_accuracy_drop=max_accuracy_drop, seed=seed
-    )
+    return evaluate_robustness(model, key, splits, entries, fpr=fpr,
+                               max_accuracy_drop=max_accuracy_drop, seed=seed,
+                               answer_watermark=answer_watermark)  # fmt: skip
 
 
 @watermark.command("robustness")
@@ -399,15 +408,13 @@ def _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed,
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Report folder (created): report.md, report.json, plots.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def robustness_cmd(
-    model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options, out, as_json
-):
+def robustness_cmd(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, answer_watermark,
+                   data, options, out, as_json):  # fmt: skip
     """Watermark and accuracy after each attack over its strengths (table, JSON, plots)."""
     from vtrust.watermark.report import robustness_report
 
-    report = _run_robustness(
-        model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options
-    )
+    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed,
+                             answer_watermark, data, options)  # fmt: skip
     if out is not None:
         robustness_report(report).write(out, report)
     if as_json:
@@ -427,7 +434,11 @@ def _print_table(report: dict) -> None:
     for outcome in report["attacks"]:
         verdict = outcome_verdict(outcome)
         worst = min((r["score"] for r in outcome["rows"]), default=float("nan"))
-        click.echo(f"  {outcome['attack']:<24} {verdict:<8} lowest score {worst:.4f}")
+        traced = [r for r in outcome["rows"] if "traced" in r]
+        answer = "".join(f", answer watermark p {r['answer_p_value']:.3g} ("
+                         + ("thief traced" if r["traced"] else "not traced") + ")"
+                         for r in traced)  # fmt: skip
+        click.echo(f"  {outcome['attack']:<24} {verdict:<8} lowest score {worst:.4f}{answer}")
 
 
 @click.group(cls=Group)
@@ -439,16 +450,14 @@ def gate() -> None:
 @robustness_options
 @click.option("--junit", type=OUTPUT_FILE, default=None, help="Write JUnit XML here.")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def gate_watermark(
-    model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options, junit, as_json
-):
+def gate_watermark(model_file, key_file, attacks, fpr, max_accuracy_drop, seed, answer_watermark,
+                   data, options, junit, as_json):  # fmt: skip
     """Fail (exit 1) unless the watermark verifies and survives every listed attack."""
     from vtrust._io import atomic_write_bytes
     from vtrust.evaluation.watermark import junit_xml
 
-    report = _run_robustness(
-        model_file, key_file, attacks, fpr, max_accuracy_drop, seed, data, options
-    )
+    report = _run_robustness(model_file, key_file, attacks, fpr, max_accuracy_drop, seed,
+                             answer_watermark, data, options)  # fmt: skip
     if junit is not None:
         atomic_write_bytes(junit, junit_xml(report))
     if as_json:

@@ -65,6 +65,32 @@ def _row(model, key, splits, fpr, floor, **extra) -> dict[str, Any]:
     }
 
 
+def _answer_watermarked(model, splits: Splits, rate: float, seed: int):
+    """An oracle behind an answer watermark (a fresh secret) that has served ten benign
+    clients 100 test-split queries each; the oracle and the mark store."""
+    from dataclasses import replace
+
+    from vtrust.defenses.deployment import Deployment
+    from vtrust.evaluation.defenses import benign_traffic
+
+    oracle = Deployment.of(["dawn"]).oracle(model, splits.victim)
+    marks = oracle.defenses[-1]
+    marks.params = replace(marks.params, rate=rate)
+    for client, x in benign_traffic(splits.test, clients=10, per_client=100, seed=seed):
+        oracle.query(x, client)
+    return oracle, marks.store
+
+
+def _traced(thief, store, splits: Splits, fpr: float) -> dict[str, Any]:
+    from vtrust.ownership.evidence import dawn_evidence
+
+    found = dawn_evidence(thief, list(store), splits.n_classes)
+    ranked = found.detail["ranked_clients"]
+    first = ranked[0][0] if ranked else None
+    return {"answer_p_value": found.p_value, "traced_client": first,
+            "traced": found.p_value <= fpr and first == "thief"}  # fmt: skip
+
+
 #: What ``gate watermark`` and ``watermark robustness`` run when no attack is named: the
 #: white-box removal attacks of a device holder (fine-tuning, pruning, fine-pruning,
 #: quantisation, weight noise, overwriting) and the ambiguity forgery. Extraction
@@ -83,13 +109,22 @@ def evaluate_robustness(
     fpr: float = 1e-6,
     max_accuracy_drop: float = 0.05,
     seed: int = 0,
+    answer_watermark: float | None = None,
 ) -> dict[str, Any]:
     """Run every attack (removal: over its strengths; extraction: against the deployed
     model, then the thief is checked; ambiguity: forged keys against the model itself)
     and judge the watermark after each. Removal attacks need the target's white box.
-    When the watermark does not verify on the model itself, no attack is run."""
+    When the watermark does not verify on the model itself, no attack is run.
+
+    ``answer_watermark`` (a rate): the model is deployed behind an answer watermark at
+    that rate, serving ten benign clients before each extraction thief; the thief
+    counts as caught when the key verifies on it *or* it is traced — the answer
+    watermark's p-value (:func:`vtrust.ownership.evidence.dawn_evidence`) ≤ ``fpr``
+    with the thief's client ranked first."""
     if not 0 <= max_accuracy_drop <= 1:
         raise InputError("max_accuracy_drop must be in [0, 1]")
+    if answer_watermark is not None and not 0 < answer_watermark <= 0.5:
+        raise InputError(f"the answer-watermark rate must be in (0, 0.5], got {answer_watermark}")
     original = accuracy(model, splits.test)
     floor = original - max_accuracy_drop
     baseline = verify(model, key, splits, fpr=fpr)
@@ -110,12 +145,18 @@ def evaluate_robustness(
                 )
         elif isinstance(attack, ExtractionAttack):
             outcome.category = "extraction"
-            resources = AttackerResources(Oracle(model, splits.input_shape), data=splits.attacker)
+            if answer_watermark is None:
+                oracle, store = Oracle(model, splits.input_shape), None
+            else:
+                oracle, store = _answer_watermarked(model, splits, answer_watermark, seed)
+            resources = AttackerResources(oracle, data=splits.attacker, client_id="thief")
             result = attack.run(resources, seed=seed)
             if result.thief is not None:
-                outcome.rows.append(
-                    _row(result.thief, key, splits, fpr, floor, queries=result.queries)
-                )
+                row = _row(result.thief, key, splits, fpr, floor, queries=result.queries)
+                if store is not None:
+                    row.update(_traced(result.thief, store, splits, fpr))
+                    row["removed"] = row["removed"] and not row["traced"]
+                outcome.rows.append(row)
         elif getattr(attack, "kind", "") == "ambiguity":
             outcome.category = "ambiguity"  # a forged key that verifies breaks the promise
             forgery = attack.forge(model, splits, key, fpr=fpr, seed=seed)
