@@ -235,6 +235,95 @@ def byom(r: dict, n: int) -> str:
     )
 
 
+def ownership(r: dict, n: int) -> str:
+    d, h = r["dawn"]["default"], r["dawn"]["high"]
+    rows = [
+        [
+            name,
+            _f(a["queries"]),
+            _f(a["fidelity"]),
+            _f(a["p_value"], 2, "g"),
+            _f(a["own_p_value"], 2, "g"),
+            _f(a["rank"]),
+            _f(a["clients"]),
+            _f(h["attacks"][name]["p_value"], 2, "g"),
+            _f(h["attacks"][name]["rank"]),
+        ]
+        for name, a in d["attacks"].items()
+    ]
+    text = (
+        f"Victim: digits MLP with a static mark (accuracy {_f(r['accuracy_plain'], 4)} → "
+        f"{_f(r['accuracy_marked'], 4)}). Answer watermark: each thief behind its own "
+        "oracle after ten benign clients (200 test-split queries each); benign answers "
+        f"that differ from the model's: {_f(d['benign']['served_vs_model_disagreement'], 4)} "
+        f"at rate 0.5 %, {_f(h['benign']['served_vs_model_disagreement'], 4)} at 2 %.\n\n"
+    )
+    text += markdown_table(
+        [
+            "thief (fidelity ≥ 0.8 in the attacks study)",
+            "queries",
+            "fidelity",
+            "p (0.5 %)",
+            "own-client p",
+            "thief's rank",
+            "clients",
+            "p (2 %)",
+            "rank (2 %)",
+        ],
+        rows,
+    )
+    rows = [
+        [
+            label,
+            _f(s["fidelity"]),
+            _f(s["p_value"], 2, "g"),
+            _f(s["implicated_sybils"]),
+            _f(s["implicated_benign"]),
+        ]
+        for label, s in r["sybil"].items()
+    ]
+    text += (
+        "\n\nSybil thief: 1,000 natural-image queries over 250 ids × 4 among 100 benign "
+        "clients:\n\n"
+    )
+    text += markdown_table(
+        ["rate", "fidelity", "p (all records)", "sybil ids implicated", "benign ids implicated"],
+        rows,
+    )
+    kinds = sorted(r["null"]["calibration"])
+    rows = [
+        [name, _f(s["fidelity"])]
+        + [_f(s["kinds"][k]["calibrated_p_value"], 2, "g") for k in kinds]
+        + [_f(s["combined_p_value"], 2, "g"), _f(s["owned"])]
+        for name, s in r["suspects"].items()
+    ]
+    text += (
+        f"\n\nOne verdict (Bonferroni over {len(kinds)} kinds, FPR {r['fpr']:g}), calibrated "
+        "p-value per kind:\n\n"
+    )
+    text += markdown_table(["suspect", "fidelity", *kinds, "combined p", "owned"], rows)
+    null = r["null"]
+    rows = [
+        [k, _f(c["threshold"], 2, "g"), _f(c["false_positives"]), _f(null["held_back_per_kind"][k])]
+        for k, c in null["calibration"].items()
+    ]
+    rows.append(["combined verdict", "", "", _f(null["held_back_owned"])])
+    text += (
+        f"\n\nNull population: {_f(null['models'])} models ({', '.join(null['archs'])}; "
+        f"attacker split or three quarters of it); {_f(null['calibrating'])} calibrate, "
+        f"{_f(null['held_back'])} are held back:\n\n"
+    )
+    return text + markdown_table(
+        [
+            "evidence",
+            "threshold (p)",
+            "false positives (calibrating)",
+            "false positives (held back)",
+        ],
+        rows,
+    )
+
+
 STUDIES = [
     ("attacks", "Extraction attacks", attacks),
     ("watermark", "Watermarks", watermark),
@@ -244,6 +333,7 @@ STUDIES = [
     ("scrambling", "Weight scrambling", scrambling),
     ("enclave", "Enclave split execution", enclave),
     ("byom", "Auditing your own model", byom),
+    ("ownership", "Ownership after extraction", ownership),
 ]
 RENDERERS = {study: render for study, _, render in STUDIES}
 

@@ -34,7 +34,8 @@ from vtrust.evaluation.spread import deviations
 from vtrust.report import without_timings
 
 HERE = Path(__file__).resolve().parent
-STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom"]
+STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom",
+           "ownership"]  # fmt: skip
 
 
 def committed(path: Path) -> dict[str, Any] | None:

@@ -4,8 +4,10 @@ so a model trained on the oracle's answers carries it too.
 For each query the oracle computes a keyed PRF of the query's canonical form (the input
 quantised to ``step``; :class:`~vtrust.defenses.answer_prf.AnswerPrf`: a secret universal
 hash, then AES CBC-MAC under the client's key, HKDF(owner secret,
-``answer-mark:client:<id>``), batched). Its first 64 bits select the query with probability
-``rate``; its next 64 bits pick the planted label among the C − 1 classes the model does
+``answer-mark:client:<id>``), batched). An owner-level value of the same kind
+selects the query with probability ``rate`` — the same inputs for every client, so a
+popular input is not marked more often for being asked by many; the client's 64 bits
+pick the planted label among the C − 1 classes the model does
 *not* answer (shift 1 + v mod (C − 1), bias < 2⁻⁵⁸), and the answer's probabilities
 are swapped between the true and the planted class, so a watermarked answer looks like
 an ordinary confident one. Because the choice is a function of the query, asking the
@@ -261,7 +263,8 @@ class AnswerWatermark(QueryDefense):
         answer = top.copy()
         nearest, rms = self._index.nearest(flat, radius)
         first_query = self._queries.get(client_id, 0)
-        selector, label_bits = self._prf(client_id, canon)
+        selector = self._prf.selection(canon)  # owner-level: the same for every client
+        _, label_bits = self._prf(client_id, canon)
         records: list[MarkRecord] = []
 
         def record(i: int, label: int, of: int | None) -> None:

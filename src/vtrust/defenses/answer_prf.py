@@ -17,10 +17,13 @@ Construction (Carter–Wegman, then a block-cipher PRF):
    "answer-mark:client:<id>")): fixed-length CBC-MAC is a PRF (Bellare–Kilian–Rogaway),
    and a PRF of an almost-universal hash is a PRF up to q²·2⁻¹²⁸ for q queries.
 
-The 16-byte output gives u (first 8 bytes / 2⁶⁴: selects when u < rate) and v (last
-8 bytes: picks the planted label). Without the secret neither the hash key nor the
-client keys are known, so which query is marked is unpredictable; the whole batch costs
-one matrix product and four AES calls.
+The 16-byte output gives u (first 8 bytes / 2⁶⁴) and v (last 8 bytes: picks the
+planted label). Selection uses the u of an owner-level key (HKDF(secret,
+"answer-mark:select"), :meth:`AnswerPrf.selection`), the same for every client, so an
+input is marked with probability ``rate`` however many clients ask it; the label uses
+the client's v, so a mark first given to one client names that client. Without the
+secret neither the hash key nor the AES keys are known, so which query is marked is
+unpredictable; a batch costs one matrix product and four AES calls per key.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class AnswerPrf:
         self._hash_keys: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._client_ciphers: dict[str, Cipher] = {}
         self._max_clients = max_clients
+        self._selector: Cipher | None = None
 
     def _hash_key(self, dim: int) -> tuple[np.ndarray, np.ndarray]:
         if dim not in self._hash_keys:
@@ -103,14 +107,25 @@ class AnswerPrf:
     def __call__(
         self, client_id: str, canonical_queries: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``u`` (float64 in [0, 1)) and ``v`` (uint64) for every row of the batch."""
+        """``u`` (float64 in [0, 1)) and ``v`` (uint64) for every row, under the client's key."""
+        return self._mac(self._cipher(client_id), canonical_queries)
+
+    def selection(self, canonical_queries: np.ndarray) -> np.ndarray:
+        """The owner-level ``u`` of every row (the same for every client), under
+        HKDF(secret, "answer-mark:select"): which inputs carry a mark at all."""
+        if self._selector is None:
+            key = hkdf(self._secret, "answer-mark:select")
+            self._selector = Cipher(algorithms.AES(key), modes.ECB())
+        return self._mac(self._selector, canonical_queries)[0]
+
+    def _mac(self, cipher: Cipher, canonical_queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(canonical_queries)
         if n == 0:
             return np.zeros(0), np.zeros(0, dtype=np.uint64)
         shape = np.asarray(np.shape(canonical_queries)[1:], dtype="<i8").tobytes()
         header = hashlib.blake2b(b"vtrust-answer-mark:v2" + shape, digest_size=16).digest()
         blocks = self.lanes(canonical_queries).astype("<u8").reshape(n, LANES // 2, 2)
-        encrypt = self._cipher(client_id).encryptor()
+        encrypt = cipher.encryptor()
         state = np.frombuffer(encrypt.update(header), dtype="<u8").reshape(1, 2)
         state = np.repeat(state, n, axis=0)
         for b in range(blocks.shape[1]):
