@@ -83,12 +83,12 @@ def serve_benign(oracle, splits, clients, per_client, seed):
     return np.concatenate(served), np.concatenate(own)
 
 
-def dawn_study(victim, splits, rate, seed):
+def dawn_study(victim, splits, rate, seed, attacks=EXTRACTION):
     """Each extraction thief behind its own answer-watermarked oracle, after ten benign
     clients; traced over all that oracle's records. Returns the table, the thieves and
     each oracle's records."""
     table, thieves, logs, disagreement = {}, {}, {}, []
-    for name in EXTRACTION:
+    for name in attacks:
         oracle = Deployment.of(["dawn"]).oracle(victim, splits.victim, seed=seed)
         dawn = oracle.defenses[-1]
         dawn.params = replace(dawn.params, rate=rate)
@@ -156,7 +156,7 @@ def study(splits, args) -> dict:
     victim, key, accuracy_info = marked_victim(splits, seed)
     dawn, stolen, logs = {}, {}, {}
     for label, rate in RATES.items():
-        dawn[label], thieves, rate_logs = dawn_study(victim, splits, rate, seed)
+        dawn[label], thieves, rate_logs = dawn_study(victim, splits, rate, seed, args.attacks)
         if label == "default":
             stolen.update({f"extraction:{k}": v for k, v in thieves.items()})
             logs = {f"extraction:{k}": v for k, v in rate_logs.items()}
@@ -176,7 +176,7 @@ def study(splits, args) -> dict:
         samples=args.di_samples,
         walk=WALK,
         key=key,
-        records=logs[f"extraction:{EXTRACTION[0]}"],  # null models are tested on this log
+        records=logs[f"extraction:{args.attacks[0]}"],  # null models are tested on this log
     )
     progress.stage(f"[ownership] null population: {args.null_models} models")
     null = population(splits, args.null_models, cache=args.cache)
@@ -251,6 +251,12 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--null-models", type=int, default=120)
+    parser.add_argument(
+        "--attacks",
+        type=lambda text: tuple(text.split(",")),
+        default=EXTRACTION,
+        help="extraction attacks (comma-separated)",
+    )
     parser.add_argument("--di-samples", type=int, default=100)
     parser.add_argument(
         "--cache",

@@ -244,10 +244,10 @@ def ownership(r: dict, n: int) -> str:
             _f(a["fidelity"]),
             _f(a["p_value"], 2, "g"),
             _f(a["own_p_value"], 2, "g"),
-            _f(a["rank"]),
+            _f(a["rank"], 1),
             _f(a["clients"]),
             _f(h["attacks"][name]["p_value"], 2, "g"),
-            _f(h["attacks"][name]["rank"]),
+            _f(h["attacks"][name]["rank"], 1),
         ]
         for name, a in d["attacks"].items()
     ]
@@ -348,11 +348,16 @@ def figure_at(results: Any, path: str) -> Any:
     return node
 
 
+def style(paper: dict[str, Any]) -> tuple[int, str]:
+    """How a paper row's vtrust figure is printed: ``format = "p"`` for p-values."""
+    return (2, "g") if paper.get("format") == "p" else (3, "f")
+
+
 def papers(study: str, results: dict[str, Any]) -> str:
     """The table of published figures beside vtrust's, for one study ("" if none)."""
     entries = [p for p in tomllib.loads(PAPERS.read_text())["paper"] if p["study"] == study]
     rows = [[p["name"], p["setting"], p["reported"], p["label"],
-             "; ".join(f"{row} {_f(figure_at(results, p['figure'].replace('*', row)))}"
+             "; ".join(f"{row} {_f(figure_at(results, p['figure'].replace('*', row)), *style(p))}"
                        for row in p["rows"])]
             for p in entries]  # fmt: skip
     if not rows:
@@ -377,7 +382,7 @@ def section(results: Path) -> str:
     times = _load(results, "reproduce") or {}
     for study, title, _ in STUDIES:
         data = _load(results, study)
-        took = times.get("seconds", {}).get(study)
+        took = times.get("seconds", {}).get(study) or (data or {}).get("seconds")
         suffix = f" — `python experiments/{study}.py`" + (
             f", {took / 60:.1f} min" if took else "")  # fmt: skip
         parts.append(f"### {title}{suffix}\n")

@@ -56,6 +56,8 @@ REDUCED = [
                    "100", "--workers", "1", "--seeds", "1"]),
     ("enclave.py", ["--trials", "20", "--fractions", "0.1", "--seeds", "1"]),
     ("byom.py", ["--no-full", "--seeds", "1"]),
+    ("ownership.py", ["--null-models", "5", "--di-samples", "20", "--attacks",
+                      "knockoff-attacker-400", "--seeds", "1"]),
 ]  # fmt: skip
 
 
