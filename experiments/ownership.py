@@ -45,7 +45,6 @@ from vtrust.models import accuracy, agreement  # noqa: E402
 from vtrust.models.recipes import default_config, train_model  # noqa: E402
 from vtrust.ownership.answer_evidence import evidence as mark_evidence  # noqa: E402
 from vtrust.ownership.answer_evidence import suspect_answers, trace  # noqa: E402
-from vtrust.ownership.dataset_inference import WalkParams  # noqa: E402
 from vtrust.ownership.evidence import OwnerSide  # noqa: E402
 from vtrust.ownership.null_population import population  # noqa: E402
 from vtrust.ownership.verdict import calibrate_kinds, combine  # noqa: E402
@@ -60,7 +59,6 @@ RATES = {"default": 0.005, "high": 0.02}
 FPR = 1e-6
 HELD_BACK = 20  # null models kept out of the calibration (at most a fifth of them)
 SPLIT_SEED = 0  # every seed uses the same data split, so the null population is shared
-WALK = WalkParams(directions=5, step=0.05, max_steps=60)
 
 
 def marked_victim(splits, seed):
@@ -174,7 +172,6 @@ def study(splits, args) -> dict:
         victim,
         splits,
         samples=args.di_samples,
-        walk=WALK,
         key=key,
         records=logs[f"extraction:{args.attacks[0]}"],  # null models are tested on this log
     )

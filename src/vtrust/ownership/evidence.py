@@ -23,8 +23,9 @@ from vtrust.ownership.verdict import KINDS, Evidence
 from vtrust.targets.base import Target, as_target
 from vtrust.watermark.keys import WatermarkKey
 
-#: Dataset inference on the blind walk's digits setting (RMS step 0.05, 60 steps).
-DEFAULT_WALK = WalkParams(step=0.05, max_steps=60)
+#: The blind walk for dataset inference: 5 directions per noise type, RMS step 0.05, at
+#: most 60 steps (the ownership study's setting).
+DEFAULT_WALK = WalkParams(directions=5, step=0.05, max_steps=60)
 
 
 @dataclass
