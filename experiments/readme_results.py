@@ -252,7 +252,7 @@ def ownership(r: dict, n: int) -> str:
         for name, a in d["attacks"].items()
     ]
     text = (
-        f"Victim: digits MLP with a static mark (accuracy {_f(r['accuracy_plain'], 4)} → "
+        f"Victim: {r['dataset']} MLP with a static mark (accuracy {_f(r['accuracy_plain'], 4)} → "
         f"{_f(r['accuracy_marked'], 4)}). Answer watermark: each thief behind its own "
         "oracle after ten benign clients (200 test-split queries each); benign answers "
         f"that differ from the model's: {_f(d['benign']['served_vs_model_disagreement'], 4)} "
