@@ -259,6 +259,8 @@ def test_the_prf_depends_on_the_whole_canonical_query_and_the_client():
     assert u.tolist() == [float(ui[0]) for ui, _ in one_by_one]
     assert v.tolist() == [int(vi[0]) for _, vi in one_by_one]
     assert ((u >= 0) & (u < 1)).all()
+    both = keyed.select_and_label("c", batch)
+    assert both[0].tolist() == keyed.selection(batch).tolist() and both[1].tolist() == v.tolist()
 
 
 @settings(max_examples=60, deadline=None)

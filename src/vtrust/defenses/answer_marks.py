@@ -263,8 +263,8 @@ class AnswerWatermark(QueryDefense):
         answer = top.copy()
         nearest, rms = self._index.nearest(flat, radius)
         first_query = self._queries.get(client_id, 0)
-        selector = self._prf.selection(canon)  # owner-level: the same for every client
-        _, label_bits = self._prf(client_id, canon)
+        # selection owner-level (the same for every client), label bits the client's own
+        selector, label_bits = self._prf.select_and_label(client_id, canon)
         records: list[MarkRecord] = []
 
         def record(i: int, label: int, of: int | None) -> None:

@@ -118,13 +118,24 @@ class AnswerPrf:
             self._selector = Cipher(algorithms.AES(key), modes.ECB())
         return self._mac(self._selector, canonical_queries)[0]
 
-    def _mac(self, cipher: Cipher, canonical_queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def select_and_label(self, client_id: str, canonical_queries: np.ndarray):
+        """:meth:`selection` and the client's ``v`` in one pass (the hash computed once)."""
+        lanes = self.lanes(canonical_queries) if len(canonical_queries) else None
+        if self._selector is None:
+            self.selection(canonical_queries[:0])
+        u = self._mac(self._selector, canonical_queries, lanes)[0]
+        return u, self._mac(self._cipher(client_id), canonical_queries, lanes)[1]
+
+    def _mac(
+        self, cipher: Cipher, canonical_queries: np.ndarray, lanes: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = len(canonical_queries)
         if n == 0:
             return np.zeros(0), np.zeros(0, dtype=np.uint64)
         shape = np.asarray(np.shape(canonical_queries)[1:], dtype="<i8").tobytes()
         header = hashlib.blake2b(b"vtrust-answer-mark:v2" + shape, digest_size=16).digest()
-        blocks = self.lanes(canonical_queries).astype("<u8").reshape(n, LANES // 2, 2)
+        lanes = self.lanes(canonical_queries) if lanes is None else lanes
+        blocks = lanes.astype("<u8").reshape(n, LANES // 2, 2)
         encrypt = cipher.encryptor()
         state = np.frombuffer(encrypt.update(header), dtype="<u8").reshape(1, 2)
         state = np.repeat(state, n, axis=0)
