@@ -316,3 +316,22 @@ def test_the_gate_passes_an_extraction_when_the_answer_watermark_traces_the_thie
     row = json.loads(capsys.readouterr().out)["attacks"][0]["rows"][0]
     assert row["traced"] and row["traced_client"] == "thief" and row["answer_p_value"] <= 1e-6
     assert not row["owned"]  # the static mark itself did not survive
+
+
+def test_trigger_evidence_comes_from_a_dynamic_key(digits, small_mlp):
+    """A trigger-set key's evidence: the marked copy owned through it, the unmarked model not."""
+    import copy
+
+    from vtrust.models import TrainConfig
+    from vtrust.watermark.dynamic import DynamicWatermark, new_dynamic_key
+
+    key = new_dynamic_key(digits, triggers=40, seed=11)
+    marked = DynamicWatermark(key, digits).embed(
+        copy.deepcopy(small_mlp), digits.victim, TrainConfig(epochs=30, lr=3e-3, seed=0)
+    )
+    side = OwnerSide(digits, key=key)
+    assert side.available() == ("trigger",)
+    owned = combine(side.evidence(marked), 1e-6)
+    plain = combine(side.evidence(small_mlp), 1e-6)
+    assert owned.owned and owned.kinds[0]["kind"] == "trigger"
+    assert not plain.owned and plain.kinds[0]["adjusted_p_value"] == 1.0
