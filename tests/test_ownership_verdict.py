@@ -182,54 +182,39 @@ def owner_files(tmp_path_factory):
     return folder
 
 
+def verify_code(suspect, *options):
+    """`vtrust -q ownership verify SUSPECT --data digits OPTIONS…`'s exit code."""
+    return run(["-q", "ownership", "verify", str(suspect), "--data", "digits", *map(str, options)])
+
+
 def test_ownership_verify_exits_like_a_gate(owner_files, capsys):
     f = owner_files
-    base = ["-q", "ownership", "verify"]
-    assert (
-        run(
-            [*base, str(f / "marked.safetensors"), "--key", str(f / "key.json"), "--data", "digits"]
-        )
-        == 0
-    )
+    key = ("--key", f / "key.json")
+    assert verify_code(f / "marked.safetensors", *key) == 0
     assert "OWNED" in capsys.readouterr().out
-    assert (
-        run([*base, str(f / "plain.safetensors"), "--key", str(f / "key.json"), "--data", "digits"])
-        == 1
-    )
-    assert (
-        run(
-            [
-                *base,
-                str(f / "plain.safetensors"),
-                "--key",
-                str(f / "key.json"),
-                "--data",
-                "digits",
-                "--evidence",
-                "static,nonsense",
-            ]
-        )
-        == 2
-    )
-    assert run([*base, str(f / "plain.safetensors"), "--data", "digits"]) == 2  # no material
+    assert verify_code(f / "plain.safetensors", *key) == 1
+    assert verify_code(f / "plain.safetensors", *key, "--evidence", "static,nonsense") == 2
+    assert verify_code(f / "plain.safetensors") == 2  # no material
     (f / "bad.json").write_text("{not json")
-    assert (
-        run(
-            [
-                *base,
-                str(f / "plain.safetensors"),
-                "--key",
-                str(f / "key.json"),
-                "--data",
-                "digits",
-                "--calibration",
-                str(f / "bad.json"),
-            ]
-        )
-        == 2
-    )
+    assert verify_code(f / "plain.safetensors", *key, "--calibration", f / "bad.json") == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "not a calibration file" in err
+
+
+def test_malformed_material_is_refused_in_one_line_and_nothing_is_written(owner_files, capsys):
+    f = owner_files
+    key = ("--key", f / "key.json")
+    (f / "other.json").write_text(json.dumps({"format": "something-else"}))
+    assert verify_code(f / "plain.safetensors", *key, "--calibration", f / "other.json") == 2
+    (f / "marks.jsonl").write_text('{"format": "vtrust-answer-marks", "version": 1}\n{oops\n{}\n')
+    assert verify_code(f / "plain.safetensors", "--marks", f / "marks.jsonl") == 2
+    out = f / "never.json"
+    code = run(["-q", "ownership", "calibrate", "--marks", str(f / "marks.jsonl"), "--data",
+                "digits", "--null-models", "2", "--out", str(out)])  # fmt: skip
+    assert code == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.startswith("vtrust: error")]) == 3
 
 
 def test_ownership_calibrate_then_verify_with_dataset_inference(owner_files, capsys):
