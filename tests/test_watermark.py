@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from scipy import stats as sps
 
 from vtrust.catalog import load_entry
+from vtrust.errors import InputError
 from vtrust.evaluation.watermark import assert_watermark_survives
 from vtrust.models import TrainConfig, accuracy, build_model
 from vtrust.models.recipes import default_config, train_model
@@ -171,3 +172,14 @@ def test_overwrite_attack_changes_weights_but_keeps_accuracy(static_cnn, digits)
     attacked = load_entry("attacks", "overwrite").build().apply(model, digits.attacker, 0.2)
     assert not torch.equal(attacked.layers.fc1.weight, model.layers.fc1.weight)
     assert accuracy(attacked, digits.test) > 0.9
+
+
+def test_embed_refuses_bits_that_do_not_settle(small_mlp, digits, monkeypatch):
+    import vtrust.watermark.static as static
+
+    monkeypatch.setattr(static, "SETTLE_STEPS", 0)
+    model = build_model("mlp", digits.input_shape, 10, seed=0)
+    model.load_state_dict(small_mlp.state_dict())
+    wm = StaticWatermark(new_static_key(model, bits=128, seed=5))
+    with pytest.raises(InputError, match="did not settle"):
+        wm.embed(model, digits.victim, TrainConfig(epochs=1, lr=1e-9, cosine=False))

@@ -74,6 +74,8 @@ def new_static_key(
 
 
 EMBED_EVERY = 4  # embedding applies the regularizer on one training step in this many
+SETTLE_STEPS = 400  # at most this many regularizer-only steps finish an embedding
+SETTLE_MARGIN = 0.5  # ... until every bit's logit sits this far on its side of zero
 
 
 class StaticWatermark:
@@ -134,11 +136,43 @@ class StaticWatermark:
         self, model: nn.Module, data: Dataset, config: TrainConfig, *, every: int = EMBED_EVERY
     ) -> nn.Module:
         """Train (or fine-tune) ``model`` in place on ``data`` with the regularizer,
-        applied on one step in ``every``."""
+        applied on one step in ``every``, then settle the marked layer so every bit reads
+        back (BER 0) with a margin.
+
+        Raises:
+            InputError: if the bits cannot be settled (e.g. far more bits than the layer
+                can carry at this strength); the model is then left as training made it.
+        """
         weight = self._check_capacity(model)
         self.projection(weight.numel())  # derived once, before the clock of the first epoch
         fit(model, data, config, penalties=[self.penalty(every)], desc="embed static watermark")
+        self._settle(weight)
         return model
+
+    def _settle(self, weight: torch.Tensor) -> None:
+        """Regularizer-only steps on the marked layer alone until every bit's logit is at
+        least ``SETTLE_MARGIN`` on its side: training applies the mark by a penalty, which
+        leaves the odd weak bit wrong; these steps move the layer only along the
+        projection, a tiny change (usually zero steps)."""
+        sign = torch.from_numpy(2.0 * self.message.astype(np.float64) - 1.0)
+        target = torch.from_numpy(self.message.astype(np.float64))
+        projection = self.projection(weight.numel()).double()
+        w = weight.detach().flatten().double().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([w], lr=1e-3 * float(w.detach().abs().mean()) + 1e-6)
+        for _ in range(SETTLE_STEPS + 1):
+            logits = self.part.sharpness * (projection @ w) / w.norm()
+            if bool((sign * logits.detach() >= SETTLE_MARGIN).all()):
+                with torch.no_grad():
+                    weight.copy_(w.detach().reshape(weight.shape).to(weight.dtype))
+                return
+            optimizer.zero_grad()
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, target)
+            loss.backward()
+            optimizer.step()
+        raise InputError(
+            f"the {len(self.message)} bits did not settle in layer {self.part.layer!r}; "
+            "use fewer bits, a larger layer or more embedding epochs"
+        )
 
     def extract(self, model: nn.Module) -> np.ndarray:
         """The bits read from the model's weights."""
