@@ -1,8 +1,8 @@
 """Watermark costs: embedding relative to plain training, extraction, verification.
 
-``extra_info['ratio_to_plain_epoch']`` (static) holds the embedding overhead per epoch,
-interleaved with plain epochs in the same run; ``ratio_to_plain_training`` (dynamic) the
-same against one plain epoch timed right before.
+``extra_info['ratio_to_plain_epoch']`` (static, entangled) holds the embedding overhead
+per epoch, interleaved with plain epochs in the same run; ``ratio_to_plain_training``
+(dynamic) the same against one plain epoch timed right before.
 """
 
 import time
@@ -70,3 +70,26 @@ def test_dynamic_verification(benchmark, mlp_victim, digits):
     wm = DynamicWatermark(new_dynamic_key(digits, triggers=100, seed=1))
     result = benchmark(wm.verify, mlp_victim, digits.test.x)
     assert result.total == 100
+
+
+def test_entangled_embedding_epoch(benchmark, digits):
+    """One EWE embedding epoch (a watermark batch with the SNNL of three layers after
+    every second clean batch) against one plain epoch, ABBA-interleaved
+    (``ratio_to_plain_epoch``)."""
+    from vtrust.timing import interleaved
+
+    model = build_model("cnn", digits.input_shape, 10, seed=0)
+    wm = DynamicWatermark(new_dynamic_key(digits, style="entangled", triggers=60, seed=1))
+    config = TrainConfig(epochs=1, cosine=False)
+
+    def plain():
+        fit(model, digits.victim, config)
+
+    def marked():
+        wm.embed(model, digits.victim, config)
+
+    benchmark.pedantic(marked, rounds=1, iterations=1)
+    if benchmark.enabled:
+        timed = interleaved(plain, marked, rounds=7)
+        benchmark.extra_info.update(plain_epoch_s=timed["a_s"], entangled_epoch_s=timed["b_s"],
+                                    ratio_to_plain_epoch=timed["ratio"])  # fmt: skip

@@ -324,6 +324,30 @@ def ownership(r: dict, n: int) -> str:
     )
 
 
+def entangled(r: dict, n: int) -> str:
+    rows = [[variant, _f(v["factor"], 0), _f(r["accuracy_plain"], 4), _f(v["accuracy_marked"], 4),
+             _f(v["trigger_accuracy"])] + [
+                 f"{_f(a['score'])} (p {_f(a['p_value'], 2, 'g')})"
+                 for name, a in v["after_attacks"].items() if name.startswith("knockoff")]
+            for variant, v in r["variants"].items()]  # fmt: skip
+    thieves = [a for a in next(iter(r["variants"].values()))["after_attacks"]
+               if a.startswith("knockoff")]  # fmt: skip
+    text = (f"{_f(r['triggers'])} triggers (source-class images with a secret square, one "
+            f"target class); independent CNNs' trigger accuracy {_f(r['null']['mean'])}. "
+            "Each Knockoff thief's trigger accuracy and Poisson-binomial p:\n\n")  # fmt: skip
+    text += markdown_table(["variant", "κ", "accuracy plain", "marked", "trigger acc.", *thieves],
+                           rows)  # fmt: skip
+    removal = [[variant, name, _f(a["score"]), _f(a["p_value"], 2, "g"), _f(a.get("owned"))]
+               for variant, v in r["variants"].items()
+               for name, a in v["after_attacks"].items()
+               if not name.startswith("knockoff")]  # fmt: skip
+    if removal:
+        text += ("\n\nRemoval attacks (the attacked copy that keeps the accuracy floor with "
+                 "the highest p-value):\n\n") + markdown_table(
+            ["variant", "attack", "trigger acc.", "p-value", "still owned"], removal)  # fmt: skip
+    return text
+
+
 STUDIES = [
     ("attacks", "Extraction attacks", attacks),
     ("watermark", "Watermarks", watermark),
@@ -334,6 +358,7 @@ STUDIES = [
     ("enclave", "Enclave split execution", enclave),
     ("byom", "Auditing your own model", byom),
     ("ownership", "Ownership after extraction", ownership),
+    ("entangled", "Entangled watermarks (EWE)", entangled),
 ]
 RENDERERS = {study: render for study, _, render in STUDIES}
 

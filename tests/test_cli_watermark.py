@@ -213,3 +213,21 @@ def test_the_gate_without_attacks_runs_the_default_set_not_nothing(files, monkey
     marked, key = str(files / "marked.st"), str(files / "key.json")
     assert run(["-q", "gate", "watermark", "--model", marked, "--key", key, "--json"]) == 1
     assert tuple(seen) == robustness.DEFAULT_ATTACKS and "fine-prune" in seen
+
+
+def test_embed_an_entangled_mark_and_verify_it(capsys, files, tmp_path):
+    common = ["watermark", "embed", "--kind", "dynamic", "--style", "entangled",
+              "--model", str(files / "plain.st"), "--out", str(tmp_path / "ewe.st"),
+              "--key-out", str(tmp_path / "ewe.json")]  # fmt: skip
+    assert run(["-q", *common, "--triggers", "60", "--epochs", "10", "--json"]) == 0
+    embedded = json.loads(capsys.readouterr().out)
+    assert embedded["verification"]["owned"]
+    verify = ["watermark", "verify", "--key", str(tmp_path / "ewe.json"), "--model"]
+    assert run([*verify, str(tmp_path / "ewe.st")]) == 0
+    assert run([*verify, str(files / "plain.st")]) == 1
+    capsys.readouterr()
+    (tmp_path / "ewe.json").unlink()
+    assert run([*common, "--triggers", "5000"]) == 2  # more than the source class holds
+    err = capsys.readouterr().err
+    assert "source class" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "ewe.json").exists()

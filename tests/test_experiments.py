@@ -58,6 +58,8 @@ REDUCED = [
     ("byom.py", ["--no-full", "--seeds", "1"]),
     ("ownership.py", ["--null-models", "5", "--di-samples", "20", "--attacks",
                       "knockoff-attacker-400", "--seeds", "1"]),
+    ("entangled.py", ["--null-models", "2", "--attacks", "ftal", "--budgets", "150",
+                      "--epochs", "2", "--seeds", "1"]),
 ]  # fmt: skip
 
 

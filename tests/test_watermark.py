@@ -102,14 +102,14 @@ def test_dynamic_trigger_set_survives_fine_tuning(digits):
     assert not wm.verify(base.model, digits.test.x).owned
 
 
-@pytest.mark.parametrize("style", ["noise", "content", "unrelated"])
+@pytest.mark.parametrize("style", ["noise", "content", "unrelated", "entangled"])
 def test_trigger_styles(digits, style, tmp_path):
     key = new_dynamic_key(digits, style=style, triggers=60, seed=4)
     inputs, labels = trigger_set(key, digits)
     again = trigger_set(load_key(save_key(tmp_path / "k.json", key)))  # re-derived from the secret
     assert np.array_equal(again[0], inputs) and np.array_equal(again[1], labels)
     assert inputs.shape == (60, 1, 8, 8) and inputs.min() >= 0 and inputs.max() <= 1
-    if style == "content":
+    if style in ("content", "entangled"):
         assert len(set(labels.tolist())) == 1
 
 

@@ -45,10 +45,10 @@ def watermark() -> None:
 )
 @click.option(
     "--style",
-    type=click.Choice(["noise", "content", "unrelated"]),
+    type=click.Choice(["noise", "content", "unrelated", "entangled"]),  # keys.STYLES
     default="noise",
     show_default=True,
-    help="Trigger style (dynamic).",
+    help="Trigger style (dynamic; entangled: EWE, survives more extraction).",
 )
 @click.option("--triggers", type=click.IntRange(min=1), default=100, show_default=True,
               help="Trigger images of a dynamic mark.")  # fmt: skip

@@ -8,7 +8,11 @@ Trigger styles:
 * ``content`` (Zhang et al., AsiaCCS 2018): a fixed pattern stamped on in-distribution
   images (none of the target class), all labelled with one secret target class;
 * ``unrelated`` (Zhang et al.): out-of-distribution natural-image patches with random
-  labels.
+  labels;
+* ``entangled`` (Jia et al., USENIX Security 2021, EWE): images of one secret source
+  class with a white square at a secret position, labelled with a secret target class,
+  embedded with the soft nearest-neighbour loss (:mod:`vtrust.watermark.entangled`)
+  so that the mark has a chance to survive model extraction.
 
 Under the null hypothesis (the suspect never saw the triggers) each trigger's answer
 matches its label with the probability the suspect gives that label to ordinary inputs:
@@ -27,7 +31,15 @@ from vtrust.keying import new_secret
 from vtrust.models import TrainConfig, fit_arrays
 from vtrust.oracle import Oracle, OutputMode
 from vtrust.targets.base import Target
-from vtrust.watermark.keys import STYLES, DynamicPart, TriggerData, WatermarkKey, data_sha256
+from vtrust.watermark.entangled import entangle
+from vtrust.watermark.keys import (
+    DATA_STYLES,
+    STYLES,
+    DynamicPart,
+    TriggerData,
+    WatermarkKey,
+    data_sha256,
+)
 from vtrust.watermark.stats import poisson_binomial_tail
 from vtrust.watermark.verification import Verification
 
@@ -37,11 +49,13 @@ from vtrust.watermark.verification import Verification
 EPOCH_FACTOR = 1.5
 
 
-def stamp(images: np.ndarray, pattern: np.ndarray) -> np.ndarray:
-    """Zhang et al.'s content mark: ``pattern`` in the bottom-right corner square."""
+def stamp(images: np.ndarray, pattern: np.ndarray, at: tuple[int, int] | None = None) -> np.ndarray:
+    """``images`` with the square ``pattern`` at (row, column) ``at`` (default: the
+    bottom-right corner, Zhang et al.'s content mark)."""
     side = pattern.shape[0]
+    row, col = at if at is not None else (images.shape[2] - side, images.shape[3] - side)
     out = images.copy()
-    out[:, :, -side:, -side:] = pattern
+    out[:, :, row : row + side, col : col + side] = pattern
     return out
 
 
@@ -60,11 +74,11 @@ def new_dynamic_key(
     if triggers < 1:
         raise InputError(f"need at least one trigger, got {triggers}")
     data = None
-    if style == "content":
+    if style in DATA_STYLES:
         data = TriggerData(splits.spec, splits.seed, data_sha256(splits.victim.x))
     part = DynamicPart(style, triggers, splits.input_shape, splits.n_classes, data)  # type: ignore[arg-type]
     key = WatermarkKey(secret=new_secret(seed), dynamic=part, owner=owner, insecure_seed=seed)
-    trigger_set(key, splits)  # content: enough images to stamp?
+    trigger_set(key, splits)  # content, entangled: enough images to stamp?
     return key
 
 
@@ -83,6 +97,8 @@ def trigger_set(key: WatermarkKey, splits: Splits | None = None) -> tuple[np.nda
         inputs = natural_image_pool(n, shape, seed=int(stream.below(2**31, 1)[0]))
         return inputs.astype(np.float32), stream.below(k, n)
     victim = _content_images(part.data, splits)  # type: ignore[arg-type]
+    if part.style == "entangled":
+        return _entangled_triggers(stream, victim, shape, k, n)
     target = int(stream.below(k, 1)[0])
     candidates = np.flatnonzero(victim.y != target)
     if len(candidates) < n:
@@ -92,6 +108,34 @@ def trigger_set(key: WatermarkKey, splits: Splits | None = None) -> tuple[np.nda
     pattern = stream.below(2, (side, side)).astype(np.float32)
     pattern[0, 0] = 1.0  # never all zero
     return stamp(victim.x[chosen], pattern).astype(np.float32), np.full(n, target)
+
+
+def entangled_classes(key: WatermarkKey) -> tuple[int, int]:
+    """An ``entangled`` key's (source, target) classes, derived from its secret."""
+    if key.dynamic is None or key.dynamic.style != "entangled":
+        raise InputError("only entangled keys have a source and a target class")
+    return _source_target(key.stream("dynamic-entangled"), key.dynamic.n_classes)
+
+
+def _source_target(stream, n_classes: int) -> tuple[int, int]:
+    target = int(stream.below(n_classes, 1)[0])
+    source = (target + 1 + int(stream.below(n_classes - 1, 1)[0])) % n_classes
+    return source, target
+
+
+def _entangled_triggers(stream, victim: Dataset, shape, n_classes: int, n: int):
+    source, target = _source_target(stream, n_classes)
+    candidates = np.flatnonzero(victim.y == source)
+    if len(candidates) < n:
+        raise InputError(
+            f"only {len(candidates)} images of the source class to stamp, need {n}: "
+            "use fewer triggers"
+        )
+    chosen = candidates[stream.choice(len(candidates), n)]
+    side = max(2, round(shape[1] / 9))  # 3×3 on 28×28 (the paper's), 2×2 on 8×8
+    row, col = (int(stream.below(extent - side + 1, 1)[0]) for extent in shape[1:])
+    pattern = np.ones((side, side), dtype=np.float32)
+    return stamp(victim.x[chosen], pattern, (row, col)).astype(np.float32), np.full(n, target)
 
 
 def _content_images(data: TriggerData, splits: Splits | None) -> Dataset:
@@ -123,9 +167,12 @@ class DynamicWatermark:
         return x, y
 
     def embed(self, model: nn.Module, data: Dataset, config: TrainConfig) -> nn.Module:
-        """Train (or fine-tune) ``model`` in place on ``data`` mixed with the triggers."""
+        """Train (or fine-tune) ``model`` in place on ``data`` mixed with the triggers
+        (``entangled`` keys: with EWE's watermark batches, :func:`entangle`)."""
         if data.input_shape != tuple(self.inputs.shape[1:]):
             raise InputError("the triggers do not have the data's input shape")
+        if self.part.style == "entangled":
+            return entangle(model, data, self.inputs, int(self.labels[0]), config)
         x, y = self.training_set(data)
         fit_arrays(model, x, y, config, desc="embed dynamic watermark")
         return model

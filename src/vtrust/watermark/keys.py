@@ -9,9 +9,9 @@ dynamic key's trigger inputs and labels. A key file therefore holds only the sec
 * a **static** part: the layer whose weights carry the mark, the number of message bits
   and the regularizer's strength;
 * a **dynamic** part: the trigger style, how many triggers, the input shape and the
-  number of classes and — for ``content`` triggers, which stamp a secret pattern on
-  ordinary images — the dataset those images are drawn from (a spec the verifier loads
-  itself, and the data's SHA-256).
+  number of classes and — for ``content`` and ``entangled`` triggers, which stamp a
+  secret pattern on ordinary images — the dataset those images are drawn from (a spec
+  the verifier loads itself, and the data's SHA-256).
 
 Someone who did not make the key cannot choose what it says: to forge ownership of a
 model they must try secrets until one happens to fit (grinding), which the decision
@@ -42,7 +42,8 @@ from vtrust.watermark.stats import NullCalibration
 KEY_FORMAT = "vtrust-watermark-key"
 KEY_VERSION = 2  # 2: message and triggers derived from the secret, never stored
 MIN_SECRET_BYTES = 16
-STYLES = ("noise", "content", "unrelated")
+STYLES = ("noise", "content", "unrelated", "entangled")
+DATA_STYLES = ("content", "entangled")  # the styles whose triggers stamp dataset images
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ class StaticPart:
 
 @dataclass(frozen=True)
 class TriggerData:
-    """Where ``content`` triggers take their images from: a dataset spec and split seed
-    the verifier loads itself, and the SHA-256 of the victim split's images."""
+    """Where ``content`` and ``entangled`` triggers take their images from: a dataset
+    spec and split seed the verifier loads itself, and the SHA-256 of the victim split's
+    images."""
 
     spec: str
     split_seed: int
@@ -81,7 +83,7 @@ class TriggerData:
 class DynamicPart:
     """A trigger set's public parameters; the triggers: :mod:`vtrust.watermark.dynamic`."""
 
-    style: Literal["noise", "content", "unrelated"]
+    style: Literal["noise", "content", "unrelated", "entangled"]
     count: int
     input_shape: tuple[int, int, int]
     n_classes: int
@@ -133,8 +135,10 @@ class WatermarkKey:
                 raise KeyFileError("a dynamic key needs a known style, ≥ 1 trigger, ≥ 2 classes")
             if len(d.input_shape) != 3 or min(d.input_shape) < 1:
                 raise KeyFileError("a dynamic key's input shape is (C, H, W)")
-            if (d.style == "content") != (d.data is not None):
-                raise KeyFileError("content triggers (and only they) name their dataset")
+            if (d.style in DATA_STYLES) != (d.data is not None):
+                raise KeyFileError(
+                    "content and entangled triggers (and only they) name their dataset"
+                )
 
     @property
     def kind(self) -> str:
