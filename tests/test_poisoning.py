@@ -131,3 +131,14 @@ def test_random_noise_is_unpredictable_unless_a_run_is_seeded(small_mlp, digits)
     assert not insecure_a and not np.allclose(a, b)
     (c, insecure_c), (d, _) = noise(3), noise(3)
     assert insecure_c and np.array_equal(c, d)
+
+
+def test_noise_keeps_the_top1_class_of_a_near_tie():
+    """Found by hypothesis in CI: [0.5 − δ, 0.5 + δ] with δ at rounding level."""
+    y = np.array([[0.5, 0.5], [np.nextafter(0.5, 0.0), np.nextafter(0.5, 1.0)]])
+    for seed in range(20):
+        out = RandomNoise(RandomNoiseParams(epsilon=1.0, keep_top1=True, seed=seed)).transform(
+            "c", None, y
+        )
+        np.testing.assert_array_equal(out.argmax(axis=1), y.argmax(axis=1))
+        assert_simplex(out)

@@ -91,7 +91,11 @@ def mix_toward(y: np.ndarray, z: np.ndarray, budget: float, keep_top1: bool) -> 
         lam = np.where(dist > 0, np.minimum(1.0, budget / dist), 0.0)
     if keep_top1:
         lam = np.minimum(lam, top1_limit(y, z))
-    return y + lam[:, None] * (z - y)
+    out = y + lam[:, None] * (z - y)
+    if keep_top1:  # a near-tie (within rounding) can still flip: such rows stay as they were
+        flipped = out.argmax(axis=1) != y.argmax(axis=1)
+        out[flipped] = y[flipped]
+    return out
 
 
 @dataclass(frozen=True)
