@@ -155,6 +155,11 @@ class StaticWatermark:
         leaves the odd weak bit wrong; these steps move the layer only along the
         projection, a tiny change (usually zero steps)."""
         sign = torch.from_numpy(2.0 * self.message.astype(np.float64) - 1.0)
+        with torch.no_grad():  # the usual case, checked without copies: already settled
+            flat = weight.detach().flatten()
+            logits = self.part.sharpness * (self.projection(flat.numel()) @ flat) / flat.norm()
+            if bool((sign.float() * logits >= SETTLE_MARGIN).all()):
+                return
         target = torch.from_numpy(self.message.astype(np.float64))
         projection = self.projection(weight.numel()).double()
         w = weight.detach().flatten().double().clone().requires_grad_(True)
