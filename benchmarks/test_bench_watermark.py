@@ -26,14 +26,20 @@ def test_static_embedding_epoch(benchmark, digits, arch):
     """One static-watermark training epoch against one plain epoch of the same model,
     ABBA-interleaved (``ratio_to_plain_epoch``; goal ≤ 1.2), the key's projection derived
     beforehand (``projection_s``: once per key, not per epoch)."""
-    from vtrust.timing import interleaved
 
     model = build_model(arch, digits.input_shape, 10, seed=0)
     wm = StaticWatermark(new_static_key(model, bits=256, seed=1))
     started = time.perf_counter()
     wm.projection(layer_weight(model, wm.part.layer).numel())
     projection_s = time.perf_counter() - started
-    config = TrainConfig(epochs=1)
+    _epoch_against_plain(benchmark, model, wm, digits, TrainConfig(epochs=1), "static", 15)
+    benchmark.extra_info["projection_s"] = projection_s
+
+
+def _epoch_against_plain(benchmark, model, wm, digits, config, kind, rounds):
+    """One embedding epoch of ``wm`` once (the suite's smoke run) and, when benchmarking,
+    ABBA-interleaved with plain epochs of the same model: ``<kind>_epoch_s``, ratio."""
+    from vtrust.timing import interleaved
 
     def plain():
         fit(model, digits.victim, config)
@@ -43,10 +49,9 @@ def test_static_embedding_epoch(benchmark, digits, arch):
 
     benchmark.pedantic(marked, rounds=1, iterations=1)
     if benchmark.enabled:
-        timed = interleaved(plain, marked, rounds=15)
-        benchmark.extra_info.update(plain_epoch_s=timed["a_s"], static_epoch_s=timed["b_s"],
-                                    ratio_to_plain_epoch=timed["ratio"],
-                                    projection_s=projection_s)  # fmt: skip
+        timed = interleaved(plain, marked, rounds=rounds)
+        benchmark.extra_info.update({"plain_epoch_s": timed["a_s"], f"{kind}_epoch_s": timed["b_s"],
+                                     "ratio_to_plain_epoch": timed["ratio"]})  # fmt: skip
 
 
 def test_dynamic_embedding_epoch(benchmark, digits):
@@ -76,20 +81,8 @@ def test_entangled_embedding_epoch(benchmark, digits):
     """One EWE embedding epoch (a watermark batch with the SNNL of three layers after
     every second clean batch) against one plain epoch, ABBA-interleaved
     (``ratio_to_plain_epoch``)."""
-    from vtrust.timing import interleaved
 
     model = build_model("cnn", digits.input_shape, 10, seed=0)
     wm = DynamicWatermark(new_dynamic_key(digits, style="entangled", triggers=60, seed=1))
     config = TrainConfig(epochs=1, cosine=False)
-
-    def plain():
-        fit(model, digits.victim, config)
-
-    def marked():
-        wm.embed(model, digits.victim, config)
-
-    benchmark.pedantic(marked, rounds=1, iterations=1)
-    if benchmark.enabled:
-        timed = interleaved(plain, marked, rounds=7)
-        benchmark.extra_info.update(plain_epoch_s=timed["a_s"], entangled_epoch_s=timed["b_s"],
-                                    ratio_to_plain_epoch=timed["ratio"])  # fmt: skip
+    _epoch_against_plain(benchmark, model, wm, digits, config, "entangled", 7)
