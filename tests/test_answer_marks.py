@@ -1,11 +1,12 @@
 """Answer watermarks (DAWN): what is planted, what is recorded, and the test that finds it."""
 
 import json
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -127,8 +128,8 @@ def test_each_client_has_its_own_labels_so_the_marks_name_the_client():
     picked = np.flatnonzero(keyed.selection(canon) < 0.05)
     answers = oracle.query(fresh[picked], "carol")
     top = true_labels(victim, fresh[picked])
-    _, v_carol = keyed("carol", canon[picked])
-    _, v_dave = keyed("dave", canon[picked])
+    v_carol = keyed.labels("carol", canon[picked])
+    v_dave = keyed.labels("dave", canon[picked])
     expect = [planted_label(t, v, N_CLASSES) for t, v in zip(top, v_carol, strict=True)]
     assert answers.tolist() == expect
     other = [planted_label(t, v, N_CLASSES) for t, v in zip(top, v_dave, strict=True)]
@@ -249,18 +250,20 @@ def test_the_prf_depends_on_the_whole_canonical_query_and_the_client():
     a = canonical(images(1), 1 / 255)
     b = a.copy()
     b.flat[-1] += 1
-    assert keyed("c", a) == keyed("c", a.copy())
-    assert keyed("c", a)[0][0] != keyed("c", b)[0][0]
-    assert keyed("c", a)[0][0] != keyed("d", a)[0][0]
-    assert keyed("c", a)[0][0] != AnswerPrf(bytes([1]) + bytes(31))("c", a)[0][0]
+    assert keyed.selection(a) == keyed.selection(a.copy())
+    assert keyed.selection(a)[0] != keyed.selection(b)[0]
+    assert keyed.labels("c", a)[0] != keyed.labels("c", b)[0]
+    assert keyed.labels("c", a)[0] != keyed.labels("d", a)[0]
+    other_owner = AnswerPrf(bytes([1]) + bytes(31))
+    assert keyed.selection(a)[0] != other_owner.selection(a)[0]
+    assert keyed.labels("c", a)[0] != other_owner.labels("c", a)[0]
     batch = canonical(images(20, seed=4), 1 / 255)
-    u, v = keyed("c", batch)
-    one_by_one = [keyed("c", q[None]) for q in batch]
-    assert u.tolist() == [float(ui[0]) for ui, _ in one_by_one]
-    assert v.tolist() == [int(vi[0]) for _, vi in one_by_one]
+    u, v = keyed.selection(batch), keyed.labels("c", batch)
+    assert u.tolist() == [float(keyed.selection(q[None])[0]) for q in batch]
+    assert v.tolist() == [int(keyed.labels("c", q[None])[0]) for q in batch]
     assert ((u >= 0) & (u < 1)).all()
     both = keyed.select_and_label("c", batch)
-    assert both[0].tolist() == keyed.selection(batch).tolist() and both[1].tolist() == v.tolist()
+    assert both[0].tolist() == u.tolist() and both[1].tolist() == v.tolist()
 
 
 @settings(max_examples=60, deadline=None)
@@ -312,3 +315,42 @@ def test_a_memorising_thief_carries_the_marks_and_one_that_drops_disputed_answer
     assert found[False][0].p_value <= 1e-6 and found[False][0].implicated == ("thief",)
     assert found[True][0].p_value > 1e-3  # the mark is gone ...
     assert found[True][1] >= found[False][1] - 0.02  # ... at no cost in fidelity
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 1500),
+    st.sampled_from([4, 8, 64]),
+    st.floats(0.01, 0.3),
+    st.integers(0, 2**16),
+)
+@example(1300, 64, 0.1, 1)  # one tree of 1280 rows and the 20 newest
+@example(520, 8, 0.05, 2)  # (scanning to 200 rows) two trees 329 + 128 and 63 newest rows
+def test_the_planted_index_finds_what_a_full_scan_finds(n_planted, dim, radius, seed):
+    """Law: across its levels (trees, newest rows) the index returns, for every query,
+    the nearest planted row within RMS ``radius`` — as a scan of all rows finds it."""
+    from vtrust.defenses import answer_marks
+    from vtrust.defenses.answer_marks import PlantedIndex
+
+    gen = np.random.default_rng(seed)
+    planted = gen.random((n_planted, dim)).astype(np.float32)
+    near = planted[gen.integers(0, n_planted, 40)]
+    queries = np.concatenate([near + gen.normal(0, radius / 2, near.shape), gen.random((40, dim))])
+    queries = queries.astype(np.float32)
+    shipped = {"SCAN_ROWS": answer_marks.SCAN_ROWS}
+    small = {"SCAN_ROWS": 200, "SINGLE_TREE_ROWS": 300, "RECENT_SHARE": 2}  # every level
+    for sizes in (shipped, small):
+        with mock.patch.multiple(answer_marks, **sizes):
+            index = PlantedIndex()
+            for i, row in enumerate(planted):
+                index.add(row, i, 0)
+            _agrees_with_a_scan(index, planted, queries, radius)
+
+
+def _agrees_with_a_scan(index, planted, queries, radius):
+    found, rms = index.nearest(queries, radius)
+    scan = np.sqrt(((queries[:, None].astype(np.float64) - planted[None]) ** 2).mean(axis=2))
+    within = scan.min(axis=1) <= radius
+    assert (np.isfinite(rms) == within).all()
+    assert np.allclose(rms[within], scan.min(axis=1)[within])
+    assert (scan[np.flatnonzero(within), found[within]] == scan.min(axis=1)[within]).all()

@@ -34,7 +34,7 @@ from vtrust.defenses.answer_prf import AnswerPrf
 from vtrust.errors import InputError
 from vtrust.keying import ProtectionKey, load_protection_key
 from vtrust.oracle import QueryDefense
-from vtrust.ownership.mark_store import DEFAULT_CAPACITY, MarkRecord, MarkStore
+from vtrust.ownership.mark_store import DEFAULT_CAPACITY, MarkRecord, MarkStore, dequantise
 
 SCREEN_DIM = 8
 
@@ -93,7 +93,10 @@ def swap_classes(probs: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-BRUTE_FORCE_ROWS = 4096  # planted rows screened by one matrix product, before a k-d tree
+SCAN_ROWS = 1024  # up to this many rows, one matrix product screens them all
+BUFFER_ROWS = 128  # beyond, the newest rows no tree holds yet
+SINGLE_TREE_ROWS = 16384  # up to this many rows, one tree (rebuilt: ≤ 5 ms)
+RECENT_SHARE = 16  # beyond: a recent tree of up to 1/16 of the old one's rows
 
 
 class PlantedIndex:
@@ -104,9 +107,16 @@ class PlantedIndex:
     that many dimensions (a row within RMS distance r projects within 3r·√d except with
     probability below 1e-11 — a χ²₈ tail, P(χ²₈ ≥ 72)), which only screens: every
     candidate gets the exact distance. The projection is public and needs no secret (it
-    only speeds the search). Screening is one matrix product against the newest
-    :data:`BRUTE_FORCE_ROWS` rows and a k-d tree over the older ones (rebuilt when the
-    rows beyond it reach that many), so a batch costs O(batch · (log n + 4k)).
+    only speeds the search).
+
+    Screening is levelled so that a batch costs O(batch · log n) and planting stays
+    cheap however many rows there are: up to :data:`SCAN_ROWS` rows one matrix product;
+    beyond, a k-d tree rebuilt every :data:`BUFFER_ROWS` plantings and one product for
+    the newest rows it does not hold yet. Beyond :data:`SINGLE_TREE_ROWS` rows the tree
+    is an *old* one and a *recent* one over the rows planted since, folded into the old
+    one once it holds 1/:data:`RECENT_SHARE` as many rows. Each tree is first asked for
+    a nearest row within the bound (most queries have none), and only the queries that
+    have one for all rows within it.
     """
 
     def __init__(self) -> None:
@@ -117,8 +127,9 @@ class PlantedIndex:
         self.origins: list[int] = []
         self.labels: list[int] = []
         self._projection: np.ndarray | None = None
-        self._tree = None
-        self._tree_rows = 0
+        self._trees: list[tuple[object, int]] = []  # (k-d tree, first row), old then recent
+        self._indexed = 0  # rows held by the trees
+        self._old_rows = 0  # rows held by the old tree
 
     def __len__(self) -> int:
         return len(self.origins)
@@ -151,6 +162,19 @@ class PlantedIndex:
         self.rows[n], self.keys[n], self.key_norms[n] = row, key, key @ key
         self.origins.append(origin)
         self.labels.append(label)
+        if n + 1 > SCAN_ROWS and n + 1 - self._indexed >= BUFFER_ROWS:
+            self._reindex(n + 1)
+
+    def _reindex(self, n: int) -> None:
+        from scipy.spatial import cKDTree
+
+        if n <= SINGLE_TREE_ROWS or n - self._old_rows > self._old_rows // RECENT_SHARE:
+            self._old_rows = n  # fold the recent rows into the old tree
+            self._trees = [(cKDTree(self.keys[:n].astype(np.float64)), 0)]
+        else:
+            recent = cKDTree(self.keys[self._old_rows : n].astype(np.float64))
+            self._trees = [*self._trees[:1], (recent, self._old_rows)]
+        self._indexed = n
 
     def nearest(self, flat: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
         """For each row of ``flat``, the index of the nearest planted query within RMS
@@ -166,6 +190,8 @@ class PlantedIndex:
             return nearest, rms
         diff = self.rows[planted].astype(np.float64) - flat[queries].astype(np.float64)
         exact = np.sqrt((diff**2).mean(axis=1))
+        keep = exact <= radius
+        queries, planted, exact = queries[keep], planted[keep], exact[keep]
         order = np.lexsort((exact, queries))  # per query, nearest first
         queries, planted, exact = queries[order], planted[order], exact[order]
         first = np.ones(len(queries), dtype=bool)
@@ -174,31 +200,32 @@ class PlantedIndex:
         return nearest, rms
 
     def _candidates(self, keys: np.ndarray, bound: float, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(query index, planted index) pairs whose search keys lie within ``bound``."""
-        if n - self._tree_rows > BRUTE_FORCE_ROWS:
-            from sklearn.neighbors import KDTree
-
-            self._tree, self._tree_rows = KDTree(self.keys[:n]), n
+        """(query index, planted index) pairs whose search keys lie within ``bound``
+        (a superset: float32 keys, so every limit carries a rounding margin)."""
         pairs_q, pairs_p = [], []
-        if self._tree is not None:
-            for i, found in enumerate(self._tree.query_radius(keys, bound)):
+        query_norms = (keys**2).sum(axis=1)
+        scale = float(query_norms.max())
+        margin = bound * (1 + 1e-5) + 1e-6 * np.sqrt(scale) + 1e-9
+        wide = keys.astype(np.float64)
+        for tree, first_row in self._trees:
+            dist, _ = tree.query(wide, k=1, distance_upper_bound=margin)
+            near = np.flatnonzero(np.isfinite(dist))
+            for i, found in zip(near, tree.query_ball_point(wide[near], margin), strict=True):
                 pairs_q.append(np.full(len(found), i, dtype=np.int64))
-                pairs_p.append(found.astype(np.int64))
-        if n > self._tree_rows:  # the rows planted since the tree was built
-            newer = slice(self._tree_rows, n)
-            query_norms = (keys**2).sum(axis=1)
-            # screening only: float32 and the expansion round, so the limit has a margin
-            scale = float(query_norms.max() + self.key_norms[newer].max())
-            limit = np.float32(bound**2 * (1 + 1e-5) + 1e-6 * scale + 1e-9)
-            d2 = keys @ self.keys[newer].T
+                pairs_p.append(np.asarray(found, dtype=np.int64) + first_row)
+        if n > self._indexed:  # the newest rows: one product, d² = |q|² − 2 q·k + |k|²
+            newest = slice(self._indexed, n)
+            d2 = keys @ self.keys[newest].T
             d2 *= np.float32(-2.0)
-            d2 += self.key_norms[newer]
+            d2 += self.key_norms[newest]
             d2 += query_norms[:, None]
+            scale += float(self.key_norms[newest].max())
+            limit = np.float32(bound**2 * (1 + 1e-5) + 1e-6 * scale + 1e-9)
             hit = d2 <= limit
-            for i in np.flatnonzero(hit.any(axis=1)):
-                found = np.flatnonzero(hit[i])
-                pairs_q.append(np.full(len(found), i, dtype=np.int64))
-                pairs_p.append(found + self._tree_rows)
+            rows = np.flatnonzero(hit.any(axis=1))  # few: a 2-D nonzero is slow
+            hit_q, hit_p = np.nonzero(hit[rows])
+            pairs_q.append(rows[hit_q].astype(np.int64))
+            pairs_p.append(hit_p.astype(np.int64) + self._indexed)
         if not pairs_q:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(pairs_q), np.concatenate(pairs_p)
@@ -258,7 +285,7 @@ class AnswerWatermark(QueryDefense):
             return probs
         step, radius = self.params.step, self.params.radius
         canon = canonical(x, step)
-        flat = (canon.reshape(len(x), -1) * step).astype(np.float32)  # as the index holds it
+        flat = dequantise(canon.reshape(len(x), -1), step)  # as the index holds it
         top = probs.argmax(axis=1)
         answer = top.copy()
         nearest, rms = self._index.nearest(flat, radius)

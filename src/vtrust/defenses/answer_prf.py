@@ -12,18 +12,21 @@ Construction (Carter–Wegman, then a block-cipher PRF):
    than 2³⁰ values). Two different queries have a nonzero limb difference δ; for each
    lane, fixing every key entry but one where δ ≠ 0 leaves at most one value of it that
    makes the lane collide, so all eight collide with probability ≤ 2⁻¹²⁸.
-2. **PRF, per client.** The 64 lane bytes, after one block naming the query's shape,
-   are CBC-MAC'd under AES-256 with the client's key (HKDF(secret,
-   "answer-mark:client:<id>")): fixed-length CBC-MAC is a PRF (Bellare–Kilian–Rogaway),
-   and a PRF of an almost-universal hash is a PRF up to q²·2⁻¹²⁸ for q queries.
+2. **PRF, owner-level.** The 64 lane bytes, after one block naming the query's shape,
+   are CBC-MAC'd under AES-256 with the selection key (HKDF(secret,
+   "answer-mark:select")): fixed-length CBC-MAC is a PRF (Bellare–Kilian–Rogaway), and a
+   PRF of an almost-universal hash is a PRF up to q²·2⁻¹²⁸ for q queries. This 16-byte
+   *tag* gives u (first 8 bytes / 2⁶⁴), which selects the query with probability
+   ``rate`` — the same for every client, so an input is marked with probability
+   ``rate`` however many clients ask it.
+3. **Label bits, per client.** v is the first 8 bytes of AES-256 of the tag under the
+   client's key (HKDF(secret, "answer-mark:client:<id>")): a PRP applied to distinct
+   pseudorandom tags is pseudorandom and independent of u, and the client keys are
+   independent, so a mark first given to one client names that client.
 
-The 16-byte output gives u (first 8 bytes / 2⁶⁴) and v (last 8 bytes: picks the
-planted label). Selection uses the u of an owner-level key (HKDF(secret,
-"answer-mark:select"), :meth:`AnswerPrf.selection`), the same for every client, so an
-input is marked with probability ``rate`` however many clients ask it; the label uses
-the client's v, so a mark first given to one client names that client. Without the
-secret neither the hash key nor the AES keys are known, so which query is marked is
-unpredictable; a batch costs one matrix product and four AES calls per key.
+Without the secret neither the hash key nor the AES keys are known, so which query is
+marked, and with which label, is unpredictable; a batch costs one matrix product, five
+AES calls for the tags and one per client for the labels.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def client_key(secret: bytes, client_id: str) -> bytes:
 
 
 class AnswerPrf:
-    """``(u, v)`` for each canonical query of a batch under the owner's ``secret``.
+    """``u`` (selection) and ``v`` (label bits, per client) for each canonical query of a
+    batch under the owner's ``secret``.
 
     Hash keys (per input size) and client keys are cached, each cache bounded.
     """
@@ -82,16 +86,17 @@ class AnswerPrf:
     def lanes(self, canonical_queries: np.ndarray) -> np.ndarray:
         """The universal hash of each row: (n, 8) uint64."""
         rows = np.asarray(canonical_queries)
-        if rows.dtype.kind not in "iu" or (
-            rows.size and (rows.min() < -(2**31) or rows.max() >= 2**31)
-        ):
+        if rows.dtype.kind not in "iu":
+            raise InputError(f"canonical queries are int32 values, got {rows.dtype}")
+        low, high = (int(rows.min()), int(rows.max())) if rows.size else (0, 0)
+        if low < -(2**31) or high >= 2**31:
             raise InputError(f"canonical queries are int32 values, got {rows.dtype}")
         rows = rows.astype(np.int32, copy=False).reshape(len(rows), -1)
         dim = rows.shape[1]
         if dim > _MAX_VALUES:
             raise InputError(f"a query of {dim} values is too large to watermark")
         key_lo, key_hi = self._hash_key(dim)
-        if dim <= _CHUNK and rows.size and rows.min() >= 0 and rows.max() <= 0xFFFF:
+        if dim <= _CHUNK and low >= 0 and high <= 0xFFFF:
             return (rows.astype(np.float64) @ key_lo).astype(np.int64).view(np.uint64)  # hi = 0
         total = np.zeros((len(rows), LANES), dtype=np.int64)
         for start in range(0, dim, _CHUNK):
@@ -104,42 +109,49 @@ class AnswerPrf:
             total += lanes.astype(np.int64)
         return total.view(np.uint64)
 
-    def __call__(
-        self, client_id: str, canonical_queries: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """``u`` (float64 in [0, 1)) and ``v`` (uint64) for every row, under the client's key."""
-        return self._mac(self._cipher(client_id), canonical_queries)
-
-    def selection(self, canonical_queries: np.ndarray) -> np.ndarray:
-        """The owner-level ``u`` of every row (the same for every client), under
-        HKDF(secret, "answer-mark:select"): which inputs carry a mark at all."""
+    def tags(self, canonical_queries: np.ndarray) -> np.ndarray:
+        """The owner-level tag of every row: (n, 2) uint64 (the CBC-MAC of its hash)."""
         if self._selector is None:
             key = hkdf(self._secret, "answer-mark:select")
             self._selector = Cipher(algorithms.AES(key), modes.ECB())
-        return self._mac(self._selector, canonical_queries)[0]
+        return self._mac(self._selector, canonical_queries)
 
-    def select_and_label(self, client_id: str, canonical_queries: np.ndarray):
-        """:meth:`selection` and the client's ``v`` in one pass (the hash computed once)."""
-        lanes = self.lanes(canonical_queries) if len(canonical_queries) else None
-        if self._selector is None:
-            self.selection(canonical_queries[:0])
-        u = self._mac(self._selector, canonical_queries, lanes)[0]
-        return u, self._mac(self._cipher(client_id), canonical_queries, lanes)[1]
+    def selection(self, canonical_queries: np.ndarray) -> np.ndarray:
+        """The owner-level ``u`` of every row (float64 in [0, 1), the same for every
+        client): which inputs carry a mark at all (those with u < rate)."""
+        return self.tags(canonical_queries)[:, 0].astype(np.float64) / _TWO64
 
-    def _mac(
-        self, cipher: Cipher, canonical_queries: np.ndarray, lanes: np.ndarray | None = None
+    def labels(
+        self, client_id: str, canonical_queries: np.ndarray, tags: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The client's ``v`` (uint64) of every row: AES of its tag under the client's key."""
+        tags = self.tags(canonical_queries) if tags is None else tags
+        if len(tags) == 0:
+            return np.zeros(0, dtype=np.uint64)
+        encrypt = self._cipher(client_id).encryptor()
+        blocks = np.ascontiguousarray(tags, dtype="<u8").tobytes()
+        return np.frombuffer(encrypt.update(blocks), dtype="<u8").reshape(-1, 2)[:, 0].copy()
+
+    def select_and_label(
+        self, client_id: str, canonical_queries: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`selection` and :meth:`labels` in one pass (the tags computed once)."""
+        tags = self.tags(canonical_queries)
+        u = tags[:, 0].astype(np.float64) / _TWO64
+        return u, self.labels(client_id, canonical_queries, tags)
+
+    def _mac(self, cipher: Cipher, canonical_queries: np.ndarray) -> np.ndarray:
+        """CBC-MAC under ``cipher`` of (shape block, the row's lanes): (n, 2) uint64."""
         n = len(canonical_queries)
         if n == 0:
-            return np.zeros(0), np.zeros(0, dtype=np.uint64)
+            return np.zeros((0, 2), dtype=np.uint64)
         shape = np.asarray(np.shape(canonical_queries)[1:], dtype="<i8").tobytes()
-        header = hashlib.blake2b(b"vtrust-answer-mark:v2" + shape, digest_size=16).digest()
-        lanes = self.lanes(canonical_queries) if lanes is None else lanes
-        blocks = lanes.astype("<u8").reshape(n, LANES // 2, 2)
+        header = hashlib.blake2b(b"vtrust-answer-mark:v3" + shape, digest_size=16).digest()
+        blocks = self.lanes(canonical_queries).astype("<u8").reshape(n, LANES // 2, 2)
         encrypt = cipher.encryptor()
         state = np.frombuffer(encrypt.update(header), dtype="<u8").reshape(1, 2)
         state = np.repeat(state, n, axis=0)
         for b in range(blocks.shape[1]):
             mixed = np.ascontiguousarray(state ^ blocks[:, b])
             state = np.frombuffer(encrypt.update(mixed.tobytes()), dtype="<u8").reshape(n, 2)
-        return state[:, 0].astype(np.float64) / _TWO64, state[:, 1].copy()
+        return state

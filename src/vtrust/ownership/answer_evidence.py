@@ -158,8 +158,7 @@ def inconsistent_records(
             if planted.get(record.of) != record.planted:
                 bad.append(record.id)
             continue
-        u = keyed.selection(record.canonical[None])
-        _, v = keyed(record.client, record.canonical[None])
+        u, v = keyed.select_and_label(record.client, record.canonical[None])
         if u[0] >= rate or planted_label(record.true_label, v[0], n_classes) != record.planted:
             bad.append(record.id)
         planted[record.id] = record.planted

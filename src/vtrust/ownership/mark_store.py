@@ -34,6 +34,14 @@ DEFAULT_CAPACITY = 1_000_000
 _DTYPES = ("int8", "int16", "int32")
 
 
+def dequantise(canonical: np.ndarray, step: float) -> np.ndarray:
+    """The float32 input a canonical query stands for: ``canonical · step`` in float32
+    (the one formula the oracle and verification share)."""
+    values = np.asarray(canonical).astype(np.float32)
+    values *= np.float32(step)
+    return values
+
+
 @dataclass(frozen=True)
 class MarkRecord:
     """One planted (or reused) answer.
@@ -65,7 +73,7 @@ class MarkRecord:
 
     def input(self) -> np.ndarray:
         """The query as the float32 image the model was asked (up to step / 2)."""
-        return (self.canonical.astype(np.float64) * self.step).astype(np.float32)
+        return dequantise(self.canonical, self.step)
 
     def to_json(self) -> dict:
         dtype = next(d for d in _DTYPES if _fits(self.canonical, d))
