@@ -183,3 +183,57 @@ def test_embed_refuses_bits_that_do_not_settle(small_mlp, digits, monkeypatch):
     wm = StaticWatermark(new_static_key(model, bits=128, seed=5))
     with pytest.raises(InputError, match="did not settle"):
         wm.embed(model, digits.victim, TrainConfig(epochs=1, lr=1e-9, cosine=False))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 3000),
+    bits=st.integers(1, 40),
+    support=st.integers(1, 700),
+    secret=st.binary(min_size=16, max_size=16),
+)
+def test_a_sparse_projection_is_the_matrix_it_stands_for(n, bits, support, secret):
+    """Law: the sparse projection maps w to X·w for the dense X holding each bit's
+    ``support`` coefficients at its columns (repeats added), scaled to a dense row's norm."""
+    from vtrust.watermark.keys import StaticPart
+    from vtrust.watermark.static import Projection
+
+    key = WatermarkKey(secret=secret, static=StaticPart("layer", bits, support=support))
+    projection = Projection.derive(key, n)
+    assert projection.values.shape == (bits, support) and projection.columns.max() < n
+    dense = torch.zeros(bits, n, dtype=torch.float64)
+    rows = torch.arange(bits)[:, None].expand(bits, support)
+    dense.index_put_((rows.flatten(), projection.columns.flatten()),
+                     projection.values.double().flatten(), accumulate=True)  # fmt: skip
+    w = torch.from_numpy(np.random.default_rng(0).standard_normal(n))
+    assert torch.allclose(projection.to(torch.float64)(w), dense @ w, rtol=1e-9, atol=1e-9)
+    if bits * support >= 200:  # N(0, n / support) coefficients: a dense row's expected norm
+        rms = float(projection.values.double().pow(2).mean().sqrt())
+        assert rms == pytest.approx(np.sqrt(n / support), rel=0.25)
+    assert Projection.derive(key, n).values.equal(projection.values)  # re-derived, not stored
+
+
+def test_sparse_keys_for_large_layers_dense_ones_kept_and_huge_ones_refused(tmp_path, small_mlp):
+    from vtrust.watermark.static import DEFAULT_SUPPORT, layer_weight
+
+    big = torch.nn.Sequential(torch.nn.Linear(2048, 2048))  # 4.2M weights
+    key = new_static_key(big, bits=256, seed=3)
+    assert key.static.support == DEFAULT_SUPPORT
+    wm = StaticWatermark(key)
+    assert wm.projection(layer_weight(big, "0").numel()).values.numel() == 256 * DEFAULT_SUPPORT
+    assert 0.3 < wm.extract(big).mean() < 0.7  # an unmarked layer: about fair coins
+    assert not wm.verify(big).owned
+    # a key file without the field (written before it existed) is dense, as it was
+    dense_key = dataclasses.replace(key, static=dataclasses.replace(key.static, support=0))
+    save_key(tmp_path / "dense.json", dense_key)
+    assert "support" not in json.loads((tmp_path / "dense.json").read_text())["static"]
+    assert load_key(tmp_path / "dense.json").static.support == 0
+    with pytest.raises(InputError, match="coefficients"):  # 256 × 4.2M floats: refused
+        StaticWatermark(dense_key).extract(big)
+    small = new_static_key(torch.nn.Sequential(torch.nn.Linear(20, 20)), bits=16, seed=3)
+    assert small.static.support == 0  # ≤ 512 weights: dense
+    doc = json.loads((tmp_path / "dense.json").read_text())
+    doc["static"]["support"] = -1
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(KeyFileError, match="support"):
+        load_key(tmp_path / "bad.json")

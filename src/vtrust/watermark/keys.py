@@ -6,8 +6,8 @@ verification, never read from the file: a static key's message bits and projecti
 dynamic key's trigger inputs and labels. A key file therefore holds only the secret (≥
 128 bits, from :mod:`secrets`) and public parameters:
 
-* a **static** part: the layer whose weights carry the mark, the number of message bits
-  and the regularizer's strength;
+* a **static** part: the layer whose weights carry the mark, the number of message bits,
+  the regularizer's strength and how many weights each bit reads;
 * a **dynamic** part: the trigger style, how many triggers, the input shape and the
   number of classes and — for ``content`` and ``entangled`` triggers, which stamp a
   secret pattern on ordinary images — the dataset those images are drawn from (a spec
@@ -48,21 +48,27 @@ DATA_STYLES = ("content", "entangled")  # the styles whose triggers stamp datase
 
 @dataclass(frozen=True)
 class StaticPart:
-    """Which layer carries the mark, how many message bits, and the regularizer's
-    strength λ and sharpness. The bits themselves: :meth:`WatermarkKey.message`."""
+    """Which layer carries the mark, how many message bits, the regularizer's strength λ
+    and sharpness, and ``support``: how many of the layer's weights each bit's secret
+    projection reads (0: all of them, a dense projection — key files without the field
+    are read so). The bits and the projection: :mod:`vtrust.watermark.static`."""
 
     layer: str
     bits: int
     strength: float = 0.05
     sharpness: float = 2.0
+    support: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "layer": self.layer,
             "bits": self.bits,
             "strength": self.strength,
             "sharpness": self.sharpness,
         }
+        if self.support:  # dense keys keep the JSON (and commitment) they always had
+            doc["support"] = self.support
+        return doc
 
 
 @dataclass(frozen=True)
@@ -224,7 +230,15 @@ def _static_part(part: dict, source: str) -> StaticPart:
         bits=_field(part, "bits", int, source),
         strength=float(_field(part, "strength", (int, float), source)),
         sharpness=float(_field(part, "sharpness", (int, float), source)),
+        support=_support(part, source),
     )
+
+
+def _support(part: dict, source: str) -> int:
+    support = part.get("support", 0)
+    if type(support) is not int or support < 0:
+        raise KeyFileError(f"{source}: key field 'support' must be a non-negative integer")
+    return support
 
 
 def _dynamic_part(part: dict, source: str) -> DynamicPart:

@@ -9,14 +9,27 @@ layer carry up to as many bits as it has weights, and the capacity is checked ag
 that). Extraction reads ``b̂ = [X·w > 0]``; the bit error rate (BER) and an exact
 binomial test against fair coins decide ownership.
 
+``X`` is *sparse* for new keys: each bit reads :data:`DEFAULT_SUPPORT` weights at
+secret positions (uniform, with replacement) with secret Gaussian coefficients scaled by
+√(n / support), so each row has the expected norm of a dense Gaussian row and the
+logits keep their scale. The null law is unchanged — for any fixed ``w`` the rows are
+independent and each ``X_i·w`` is symmetric about 0, so an unrelated model's bits are
+independent fair coins — while the cost is ``bits × support`` whatever the layer's
+size: a dense ``X`` is ``bits × n`` (256 × 8,192 floats for the zoo's layers, 8 MB read
+twice per regularised step; 2.6 GB for a 1.3M-weight classifier). Keys whose layer has
+at most ``DEFAULT_SUPPORT`` weights, and key files written before the ``support``
+field, use the dense projection.
+
 The regularizer attaches to any training loop: ``fit(..., penalties=[wm.penalty()])``
 or, in one's own loop, ``loss = loss + wm.penalty()(model)``.
 """
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -69,13 +82,67 @@ def new_static_key(
         raise InputError(f"layer {layer!r} holds at most {capacity} bits, asked for {bits}")
     if strength <= 0:
         raise InputError(f"strength must be positive, got {strength}")
-    part = StaticPart(layer, bits, strength)
+    support = DEFAULT_SUPPORT if capacity > DEFAULT_SUPPORT else 0
+    part = StaticPart(layer, bits, strength, support=support)
     return WatermarkKey(secret=new_secret(seed), static=part, owner=owner, insecure_seed=seed)
 
 
-EMBED_EVERY = 4  # embedding applies the regularizer on one training step in this many
+DEFAULT_SUPPORT = 512  # weights each bit of a new key reads (larger layers)
+MAX_COEFFICIENTS = 1 << 26  # a projection larger than this is refused (a key file's ask)
+EMBED_EVERY = 8  # embedding applies the regularizer on one training step in this many
 SETTLE_STEPS = 400  # at most this many regularizer-only steps finish an embedding
 SETTLE_MARGIN = 0.5  # ... until every bit's logit sits this far on its side of zero
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A static key's secret projection ``X`` (bits × n) as a function ``w ↦ X·w`` of a
+    flat weight vector, differentiable in ``w``.
+
+    Attributes:
+        values: the coefficients: (bits, n) for a dense projection, (bits, support) for
+            a sparse one.
+        columns: for a sparse projection, the weight each coefficient reads (bits,
+            support) int64; None for a dense one.
+    """
+
+    values: torch.Tensor
+    columns: torch.Tensor | None = None
+
+    @staticmethod
+    def derive(key: WatermarkKey, n_weights: int) -> Projection:
+        """The key's projection for a layer of ``n_weights`` weights (see the module).
+
+        Raises:
+            InputError: if it would hold more than :data:`MAX_COEFFICIENTS` coefficients
+                (a dense key on a very large layer, or a key file asking for that much).
+        """
+        bits, support = key.static.bits, key.static.support  # type: ignore[union-attr]
+        if bits * (support or n_weights) > MAX_COEFFICIENTS:
+            raise InputError(
+                f"the key's projection would hold {bits * (support or n_weights):,} "
+                f"coefficients (at most {MAX_COEFFICIENTS:,}): use fewer bits"
+                + ("" if support else " or a key with a sparse projection (support)")
+            )
+        if not support:
+            stream = key.stream(f"static-projection:{n_weights}")
+            return Projection(torch.from_numpy(stream.standard_normal((bits, n_weights))))
+        stream = key.stream(f"static-projection:{n_weights}:support:{support}")
+        columns = torch.from_numpy(stream.below(n_weights, (bits, support)).astype(np.int64))
+        scale = np.float32(math.sqrt(n_weights / support))
+        values = torch.from_numpy(stream.standard_normal((bits, support)) * scale)
+        return Projection(values, columns)
+
+    def __call__(self, w: torch.Tensor) -> torch.Tensor:
+        values = self.values if self.values.dtype == w.dtype else self.values.to(w.dtype)
+        if self.columns is None:
+            return values @ w
+        read = w.index_select(0, self.columns.flatten()).view(self.columns.shape)
+        return (values * read).sum(dim=1)
+
+    def to(self, dtype: torch.dtype) -> Projection:
+        """The same projection with coefficients of ``dtype``."""
+        return Projection(self.values.to(dtype), self.columns)
 
 
 class StaticWatermark:
@@ -87,14 +154,12 @@ class StaticWatermark:
         self.key = key
         self.part: StaticPart = key.static
         self.message = key.message()
-        self._projection: dict[int, torch.Tensor] = {}
+        self._projection: dict[int, Projection] = {}
 
-    def projection(self, n_weights: int) -> torch.Tensor:
-        """The secret (bits × n_weights) Gaussian projection, derived from the key."""
+    def projection(self, n_weights: int) -> Projection:
+        """The secret projection for a layer of ``n_weights`` weights, derived from the key."""
         if n_weights not in self._projection:
-            stream = self.key.stream(f"static-projection:{n_weights}")
-            matrix = stream.standard_normal((len(self.message), n_weights))
-            self._projection[n_weights] = torch.from_numpy(matrix)
+            self._projection[n_weights] = Projection.derive(self.key, n_weights)
         return self._projection[n_weights]
 
     def _check_capacity(self, model: nn.Module) -> torch.Tensor:
@@ -126,7 +191,7 @@ class StaticWatermark:
             if model not in weights:  # the layer lookup walks the model: once per model
                 weights[model] = self._check_capacity(model)
             w = weights[model].flatten()
-            logits = self.part.sharpness * (self.projection(w.numel()) @ w) / w.norm()
+            logits = self.part.sharpness * self.projection(w.numel())(w) / w.norm()
             bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
             return every * self.part.strength * bce
 
@@ -157,15 +222,15 @@ class StaticWatermark:
         sign = torch.from_numpy(2.0 * self.message.astype(np.float64) - 1.0)
         with torch.no_grad():  # the usual case, checked without copies: already settled
             flat = weight.detach().flatten()
-            logits = self.part.sharpness * (self.projection(flat.numel()) @ flat) / flat.norm()
+            logits = self.part.sharpness * self.projection(flat.numel())(flat) / flat.norm()
             if bool((sign.float() * logits >= SETTLE_MARGIN).all()):
                 return
         target = torch.from_numpy(self.message.astype(np.float64))
-        projection = self.projection(weight.numel()).double()
+        projection = self.projection(weight.numel()).to(torch.float64)
         w = weight.detach().flatten().double().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([w], lr=1e-3 * float(w.detach().abs().mean()) + 1e-6)
         for _ in range(SETTLE_STEPS + 1):
-            logits = self.part.sharpness * (projection @ w) / w.norm()
+            logits = self.part.sharpness * projection(w) / w.norm()
             if bool((sign * logits.detach() >= SETTLE_MARGIN).all()):
                 with torch.no_grad():
                     weight.copy_(w.detach().reshape(weight.shape).to(weight.dtype))
@@ -183,7 +248,7 @@ class StaticWatermark:
         """The bits read from the model's weights."""
         w = self._check_capacity(model).detach().flatten()
         with torch.no_grad():
-            return (self.projection(w.numel()) @ w > 0).numpy().astype(np.uint8)
+            return (self.projection(w.numel())(w) > 0).numpy().astype(np.uint8)
 
     def verify(self, model: nn.Module, *, fpr: float = 1e-6) -> Verification:
         """Ownership test; a key that does not fit the model is 'not owned', not an error."""
