@@ -1,6 +1,8 @@
 """Answer watermarks (DAWN): what is planted, what is recorded, and the test that finds it."""
 
 import json
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from unittest import mock
 
 import numpy as np
@@ -10,6 +12,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from vtrust.attacks.forged_log import forge_mark_log
 from vtrust.defenses.answer_marks import (
     AnswerMarkParams,
     AnswerWatermark,
@@ -21,8 +24,10 @@ from vtrust.errors import InputError, StateFileError
 from vtrust.keying import ProtectionKey, save_protection_key
 from vtrust.oracle import Oracle
 from vtrust.ownership.answer_evidence import evidence, inconsistent_records, trace
+from vtrust.ownership.log_dating import add_receipt, date_log, dated_prefix, load_receipts
 from vtrust.ownership.mark_store import MarkRecord, MarkStore, read_records
 from vtrust.targets.base import as_target
+from vtrust.watermark.notary import Notary
 
 SHAPE = (1, 4, 4)
 N_CLASSES = 5
@@ -354,3 +359,78 @@ def _agrees_with_a_scan(index, planted, queries, radius):
     assert (np.isfinite(rms) == within).all()
     assert np.allclose(rms[within], scan.min(axis=1)[within])
     assert (scan[np.flatnonzero(within), found[within]] == scan.min(axis=1)[within]).all()
+
+
+DATED_RATE = 0.05
+T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture()
+def honest_log():
+    """An oracle's log from one honest client, and its secret."""
+    oracle, defense, _ = oracle_with_marks(rate=DATED_RATE)
+    oracle.query(images(600), "alice")
+    return list(defense.store.records), defense._secret
+
+
+def test_a_log_forged_after_the_suspect_was_seen_convicts_it_unless_the_log_is_dated(
+    honest_log, tmp_path
+):
+    records, secret = honest_log
+    independent = Fixed(seed=5)  # never saw a planted answer
+    overall, _ = trace(independent, records, N_CLASSES)
+    assert overall.p_value > 1e-3
+    # the attack: after seeing the suspect, write records the key explains and it agrees with
+    probes = images(3000, seed=11)
+    forged = forge_mark_log(true_labels(independent, probes), probes, secret, rate=DATED_RATE,
+                            n_classes=N_CLASSES, first_id=len(records))  # fmt: skip
+    assert len(forged) > 100
+    log = records + forged
+    assert inconsistent_records(log, secret, DATED_RATE, N_CLASSES) == []  # the key explains it
+    assert trace(independent, log, N_CLASSES)[0].p_value < 1e-30  # ... and it convicts
+    # the defence: the honest part was dated before the suspect was seen, the rest after
+    notary = Notary.generate()
+    dates = tmp_path / "marks.dates.json"
+    add_receipt(dates, date_log(records, notary, when=T0))
+    add_receipt(dates, date_log(log, notary, when=T0 + timedelta(days=20)))
+    seen = T0 + timedelta(days=10)
+    count, why = dated_prefix(log, load_receipts(dates), notary.public, seen)
+    assert count == len(records) and "not before the suspect was seen" in why
+    assert trace(independent, log[:count], N_CLASSES)[0].p_value > 1e-3
+    # seen after both dates: the whole log counts (the verifier's date decides)
+    assert dated_prefix(log, load_receipts(dates), notary.public, T0 + timedelta(days=30)) == (
+        len(log),
+        "",
+    )
+
+
+def test_a_dated_log_cannot_be_edited_reordered_or_dated_by_another_notary(honest_log):
+    records, _ = honest_log
+    notary = Notary.generate()
+    receipts = [date_log(records, notary, when=T0)]
+    seen = T0 + timedelta(days=1)
+    assert dated_prefix(records, receipts, notary.public, seen) == (len(records), "")
+    edited = [*records[:3], replace(records[3], planted=(records[3].planted + 1) % N_CLASSES),
+              *records[4:]]  # fmt: skip
+    assert dated_prefix(edited, receipts, notary.public, seen)[0] == 0
+    swapped = [records[1], records[0], *records[2:]]
+    assert dated_prefix(swapped, receipts, notary.public, seen)[0] == 0
+    other = Notary.generate()
+    count, why = dated_prefix(records, [date_log(records, other, when=T0)], notary.public, seen)
+    assert count == 0 and "not from this notary" in why
+    assert dated_prefix(records, [], notary.public, seen) == (0, "the log has no receipts")
+    # a receipt claiming a longer prefix than the log, or none at all, dates nothing
+    bogus = {**receipts[0], "owner": f"mark-log:{len(records) + 5}"}
+    assert dated_prefix(records, [bogus, "junk"], notary.public, seen)[0] == 0
+    # a prefix receipt dates exactly that prefix: later records are undated
+    partial = [date_log(records[:10], notary, when=T0)]
+    assert dated_prefix(records, partial, notary.public, seen)[0] == 10
+
+
+def test_a_malformed_mark_log_dates_file_is_refused(tmp_path):
+    bad = {"a.json": "not json", "b.json": '{"format": "other"}',
+           "c.json": '{"format": "vtrust-mark-log-dates", "receipts": 3}'}  # fmt: skip
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(StateFileError):
+            load_receipts(tmp_path / name)

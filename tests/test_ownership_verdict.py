@@ -320,3 +320,44 @@ def test_trigger_evidence_comes_from_a_dynamic_key(digits, small_mlp):
     plain = combine(side.evidence(small_mlp), 1e-6)
     assert owned.owned and owned.kinds[0]["kind"] == "trigger"
     assert not plain.owned and plain.kinds[0]["adjusted_p_value"] == 1.0
+
+
+def test_ownership_verify_counts_only_the_mark_log_dated_before_the_suspect_was_seen(
+    owner_files, tmp_path, capsys
+):
+    """The dishonest owner's forged log (every record fits the suspect) convicts an
+    independent model when taken as it stands; with a trusted notary and the date the
+    verifier first saw the suspect, only the prefix dated before then counts."""
+    from datetime import datetime, timedelta, timezone
+
+    from vtrust.attacks.forged_log import forge_mark_log
+    from vtrust.keying import ProtectionKey
+    from vtrust.ownership.mark_store import MarkStore
+    from vtrust.targets.loading import load_target
+
+    f = owner_files
+    suspect = load_target(f / "plain.safetensors")
+    probes = np.random.default_rng(4).random((4000, 1, 8, 8), dtype=np.float32)
+    forged = forge_mark_log(suspect.predict(probes), probes, ProtectionKey.generate().secret,
+                            rate=0.01, n_classes=10)  # fmt: skip
+    marks = tmp_path / "marks.jsonl"
+    MarkStore(marks).append(forged)
+    assert verify_code(f / "plain.safetensors", "--marks", marks) == 0  # the forgery works
+    assert run(["-q", "watermark", "notary", "--out", str(tmp_path / "notary.json")]) == 0
+    assert run(["-q", "ownership", "date-log", "--marks", str(marks), "--notary",
+                str(tmp_path / "notary.json")]) == 0  # fmt: skip
+    assert (tmp_path / "marks.jsonl.dates.json").exists()
+    capsys.readouterr()
+    dated = ("--marks", marks, "--notary-pub", tmp_path / "notary.pub.json")
+    before = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
+    assert verify_code(f / "plain.safetensors", *dated, "--suspect-seen", before) == 2
+    err = capsys.readouterr().err
+    assert f"0 of {len(forged)} records dated" in err and "Traceback" not in err
+    after = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    assert verify_code(f / "plain.safetensors", *dated, "--suspect-seen", after) == 0
+    # the key is not notarised: with dating it is left out, and the output says so
+    capsys.readouterr()
+    assert verify_code(f / "plain.safetensors", *dated, "--suspect-seen", after, "--key",
+                       f / "key.json") == 0  # fmt: skip
+    assert "dating: key left out" in capsys.readouterr().out
+    assert verify_code(f / "plain.safetensors", "--marks", marks, "--mark-dates", marks) == 2

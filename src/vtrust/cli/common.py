@@ -221,3 +221,39 @@ def simulation_seed_option(command):
         help="Seed the attacker and the defenses' secret randomness (INSECURE: reproducible "
         "runs); default: attacker seed 0, defenses' secrets from a CSPRNG.",
     )(command)
+
+
+def dating_options(what: str):
+    """``--notary-pub`` and ``--suspect-seen``: the verifier's dating policy; ``what`` is
+    the material they date (for the help text)."""
+
+    def decorate(command):
+        command = click.option(
+            "--suspect-seen", default=None,
+            help="When you first saw the suspect (ISO time, UTC if no zone); with --notary-pub.",
+        )(command)  # fmt: skip
+        return click.option(
+            "--notary-pub", type=INPUT_FILE, default=None,
+            help=f"The notary you trust: require its receipt dating {what} before --suspect-seen.",
+        )(command)  # fmt: skip
+
+    return decorate
+
+
+def dating_policy(notary_pub, suspect_seen):
+    """The verifier's dating policy from the CLI options (both or neither): a
+    :class:`~vtrust.watermark.ownership.Dating`, or None."""
+    from vtrust.watermark.notary import load_public, parse_time
+    from vtrust.watermark.ownership import Dating
+
+    if (notary_pub is None) != (suspect_seen is None):
+        raise click.UsageError("--notary-pub and --suspect-seen go together")
+    if notary_pub is None:
+        return None
+    try:
+        seen = parse_time(suspect_seen)
+    except ValueError:
+        raise click.BadParameter(
+            f"not an ISO time: {suspect_seen!r}", param_hint="--suspect-seen"
+        ) from None
+    return Dating(load_public(notary_pub), seen)

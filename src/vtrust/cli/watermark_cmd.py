@@ -13,6 +13,8 @@ from vtrust.cli.common import (
     OUTPUT_FILE,
     Group,
     data_option,
+    dating_options,
+    dating_policy,
     emit_json,
     model_options,
     target_splits,
@@ -130,14 +132,7 @@ def embed(
     "--fpr", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-6,
     show_default=True, help=FPR_HELP,
 )  # fmt: skip
-@click.option(
-    "--notary-pub", type=MODEL, default=None,
-    help="The notary you trust: require its receipt dating the key before --suspect-seen.",
-)  # fmt: skip
-@click.option(
-    "--suspect-seen", default=None,
-    help="When you first saw the suspect (ISO time, UTC if no zone); with --notary-pub.",
-)  # fmt: skip
+@dating_options("the key")
 @data_option
 @model_options
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -152,7 +147,7 @@ def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, data, option
     from vtrust.watermark.keys import load_key
     from vtrust.watermark.ownership import verify
 
-    dating = _dating(notary_pub, suspect_seen)
+    dating = dating_policy(notary_pub, suspect_seen)
     key = load_key(key_file)
     model, splits = target_splits(model_file, data, options)
     result = verify(model, key, splits, fpr=fpr, dating=dating).to_json()
@@ -184,24 +179,6 @@ def verify_cmd(model_file, key_file, fpr, notary_pub, suspect_seen, data, option
             + (f" [{result['reason']}]" if result["reason"] else "")
         )
     return 0 if result["owned"] else 1
-
-
-def _dating(notary_pub, suspect_seen):
-    """The verifier's dating policy from the CLI options (both or neither)."""
-    from vtrust.watermark.notary import load_public, parse_time
-    from vtrust.watermark.ownership import Dating
-
-    if (notary_pub is None) != (suspect_seen is None):
-        raise click.UsageError("--notary-pub and --suspect-seen go together")
-    if notary_pub is None:
-        return None
-    try:
-        seen = parse_time(suspect_seen)
-    except ValueError:
-        raise click.BadParameter(
-            f"not an ISO time: {suspect_seen!r}", param_hint="--suspect-seen"
-        ) from None
-    return Dating(load_public(notary_pub), seen)
 
 
 @watermark.command("notary")
