@@ -9,16 +9,18 @@ layer carry up to as many bits as it has weights, and the capacity is checked ag
 that). Extraction reads ``b̂ = [X·w > 0]``; the bit error rate (BER) and an exact
 binomial test against fair coins decide ownership.
 
-``X`` is *sparse* for new keys: each bit reads :data:`DEFAULT_SUPPORT` weights at
-secret positions (uniform, with replacement) with secret Gaussian coefficients scaled by
-√(n / support), so each row has the expected norm of a dense Gaussian row and the
-logits keep their scale. The null law is unchanged — for any fixed ``w`` the rows are
-independent and each ``X_i·w`` is symmetric about 0, so an unrelated model's bits are
-independent fair coins — while the cost is ``bits × support`` whatever the layer's
-size: a dense ``X`` is ``bits × n`` (256 × 8,192 floats for the zoo's layers, 8 MB read
-twice per regularised step; 2.6 GB for a 1.3M-weight classifier). Keys whose layer has
-at most ``DEFAULT_SUPPORT`` weights, and key files written before the ``support``
-field, use the dense projection.
+``X`` is dense Gaussian while it holds at most :data:`DENSE_COEFFICIENTS` values (16 MB:
+256 bits on a layer of 16k weights, every layer of the zoo). Beyond, a new key's ``X``
+is *sparse*: each bit reads :data:`DEFAULT_SUPPORT` weights at secret positions
+(uniform, with replacement) with secret Gaussian coefficients scaled by √(n / support),
+so each row has the expected norm of a dense row and the logits keep their scale. The
+null law is unchanged — for any fixed ``w`` the rows are independent and each ``X_i·w``
+is symmetric about 0, so an unrelated model's bits are independent fair coins — and the
+cost is ``bits × support`` whatever the layer's size (a dense ``X`` for a 1.3M-weight
+classifier would be 1.3 GB, read twice per regularised step). Sparse rows cost some
+robustness where dense ones are affordable (digits, 256 bits in 8,192 weights, six
+seeds: 81 % of bits left after fine-pruning against 85 % dense), hence the threshold.
+Key files record the choice (``support``; absent: dense).
 
 The regularizer attaches to any training loop: ``fit(..., penalties=[wm.penalty()])``
 or, in one's own loop, ``loss = loss + wm.penalty()(model)``.
@@ -82,12 +84,13 @@ def new_static_key(
         raise InputError(f"layer {layer!r} holds at most {capacity} bits, asked for {bits}")
     if strength <= 0:
         raise InputError(f"strength must be positive, got {strength}")
-    support = DEFAULT_SUPPORT if capacity > DEFAULT_SUPPORT else 0
+    support = 0 if bits * capacity <= DENSE_COEFFICIENTS else DEFAULT_SUPPORT
     part = StaticPart(layer, bits, strength, support=support)
     return WatermarkKey(secret=new_secret(seed), static=part, owner=owner, insecure_seed=seed)
 
 
-DEFAULT_SUPPORT = 512  # weights each bit of a new key reads (larger layers)
+DENSE_COEFFICIENTS = 1 << 22  # new keys project densely up to this many (16 MB) ...
+DEFAULT_SUPPORT = 512  # ... beyond, each bit reads this many weights
 MAX_COEFFICIENTS = 1 << 26  # a projection larger than this is refused (a key file's ask)
 EMBED_EVERY = 8  # embedding applies the regularizer on one training step in this many
 SETTLE_STEPS = 400  # at most this many regularizer-only steps finish an embedding
