@@ -22,10 +22,13 @@ suspect repeats are *implicated* — a descriptive set; a benign client is in it
 the suspect agrees with one of its planted answers by chance (probability 1/(C − 1) per
 informative answer).
 
-Checking the records against the key (:func:`inconsistent_records`) closes the owner's
-own way to cheat: a planted label and the choice of which query was marked are functions
-of the secret, so a log made up after the fact (planted labels copied from the suspect)
-does not pass once the key — committed to in advance — is revealed.
+Checking the records against the key (:func:`inconsistent_records`) closes the crude
+ways for an owner to cheat: a planted label and the choice of which query was marked are
+functions of the secret, so records copied from the suspect, edited labels or records
+from another deployment do not pass once the key is revealed. An owner holding the
+secret can still write consistent records that fit any suspect
+(:mod:`vtrust.attacks.forged_log`); only dating the log before the suspect was seen
+(:mod:`vtrust.ownership.log_dating`) rules that out.
 """
 
 from __future__ import annotations
