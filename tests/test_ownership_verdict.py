@@ -361,3 +361,9 @@ def test_ownership_verify_counts_only_the_mark_log_dated_before_the_suspect_was_
                        f / "key.json") == 0  # fmt: skip
     assert "dating: key left out" in capsys.readouterr().out
     assert verify_code(f / "plain.safetensors", "--marks", marks, "--mark-dates", marks) == 2
+    (tmp_path / "bad.dates.json").write_text("{not json")  # a malformed dates file: one line
+    capsys.readouterr()
+    assert verify_code(f / "plain.safetensors", *dated, "--suspect-seen", after, "--mark-dates",
+                       tmp_path / "bad.dates.json") == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "mark-log dates" in err and "Traceback" not in err
