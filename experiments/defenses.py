@@ -33,6 +33,7 @@ from vtrust import progress  # noqa: E402
 from vtrust.attacks.extraction.common import ExtractionAttack  # noqa: E402
 from vtrust.catalog import list_entries, load_entry  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
+from vtrust.defenses.deployment import Deployment  # noqa: E402
 from vtrust.evaluation import defenses as ev  # noqa: E402
 from vtrust.models import accuracy  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
@@ -41,6 +42,10 @@ from vtrust.report import Report, line_plot  # noqa: E402
 DETECTORS = ("prada", "shift")
 SPLIT_DETECTORS = ("prada", "shift", "shift-global")
 POISON_ATTACK = "knockoff-attacker-probs"
+# acting deployments against the natural-image thief the issue measured with ART
+PRESETS = ("default", "shift-refuse")
+PRESET_ATTACK = "knockoff-natural-2k"
+PRESET_BUDGET = 2500
 # each point trains two thieves: 8 points and the undefended one × 3 seeds keep the
 # study within 10 minutes on 2 cores
 SWEEPS = (
@@ -81,8 +86,9 @@ def main() -> None:
     chosen = set(subset(parser, "attacks", args.attacks, [e.name for e in extraction]))
     attacks = with_thief_steps(parser, [e for e in extraction if e.name in chosen],
                                args.thief_steps)  # fmt: skip
-    poison_attack = with_thief_steps(parser, [load_entry("attacks", POISON_ATTACK)],
-                                     args.thief_steps)[0]  # fmt: skip
+    poison_attack, preset_attack = with_thief_steps(
+        parser, [load_entry("attacks", POISON_ATTACK), load_entry("attacks", PRESET_ATTACK)],
+        args.thief_steps)  # fmt: skip
     if run_over_seeds(__file__, args, study="defenses"):
         return
     started = time.perf_counter()
@@ -108,6 +114,15 @@ def main() -> None:
     progress.stage("[defenses] attacker split over many client ids")
     split_entries = [load_entry("defenses", n) for n in SPLIT_DETECTORS]
     results["split_attacker"] = ev.split_attacker(victim, splits, split_entries, seed=args.seed)
+    progress.stage("[defenses] acting deployments: benign clients and the natural-image thief")
+    presets = [load_entry("defenses", n) for n in PRESETS]
+    results["presets"] = {
+        "benign": {e.name: ev.served_to_benign(victim, splits, Deployment((e,)),
+                                               clients=args.clients, per_client=per_client,
+                                               seed=args.seed) for e in presets},
+        "thieves": ev.thieves_behind(victim, splits, presets, [preset_attack],
+                                     budget=PRESET_BUDGET, seed=args.seed),
+    }  # fmt: skip
     progress.stage("[defenses] prediction poisoning sweep")
     chosen = set(args.sweeps.split(","))
     sweeps = [(load_entry("defenses", n), f, v) for n, f, v in SWEEPS if n in chosen]
@@ -165,6 +180,21 @@ def write_report(results: dict, args) -> None:
             for name, r in split.items()
         ],
     )
+    presets = results["presets"]
+    report.add_table(
+        f"Acting deployments: {PRESET_ATTACK} at {PRESET_BUDGET} queries (fidelity; queries "
+        f"answered) and {fp[next(iter(fp))]['clients']} benign clients (refused; top-1 "
+        "accuracy served against undefended)",
+        ["deployment", "thief fidelity (probs)", "thief fidelity (labels)", "benign refused",
+         "benign accuracy served", "undefended"],
+        [[name, *(next(f"{r['fidelity']:.3f} ({r['queries']})" for r in presets["thieves"]
+                       if r["defense"] == name and r["output"] == mode)
+                  for mode in ("probs", "labels")),
+          *((f"{b['refused']}/{b['clients']}", fmt(b["accuracy_served"]),
+             fmt(b["accuracy_undefended"])) if (b := presets["benign"].get(name)) else
+            ("", "", ""))]
+         for name in ["none", *presets["benign"]]],
+    )  # fmt: skip
     poison = results["poisoning"]
     report.add_table(
         f"Prediction poisoning against {POISON_ATTACK} (probability- and label-trained thief)",

@@ -5,14 +5,14 @@ and every removal attack — where the same trigger set without entanglement doe
 
 Per seed: a CNN is trained on the victim split and fine-tuned twice with one
 ``entangled`` key's triggers (source-class images with a secret white square, labelled
-with a secret target class): once with EWE's soft nearest-neighbour entanglement
-(κ = 32, the paper's MNIST setting) and once without it (κ = 0: the same triggers
-learnt by cross-entropy alone, the ablation). Null models (independent CNNs on the same
-data) calibrate the key. Each marked model then faces label-only Knockoff thieves on
-the attacker split at each budget (capped at the split's size), a probability-trained
-Knockoff thief, and the watermark study's removal and ambiguity attacks; each copy is
-verified through queries alone (exact Poisson-binomial p-value against the suspect's
-label prior, the calibrated threshold at FPR 1e-6).
+with a secret target class): once with EWE's soft nearest-neighbour entanglement (κ = 32
+by default, the paper's MNIST setting; ``--factor`` sets it) and once without it (κ = 0:
+the same triggers learnt by cross-entropy alone, the ablation). Null models (independent
+CNNs on the same data) calibrate the key. Each marked model then faces label-only
+Knockoff thieves on the attacker split at each budget (capped at the split's size), a
+probability-trained Knockoff thief, and the watermark study's removal and ambiguity
+attacks; each copy is verified through queries alone (exact Poisson-binomial p-value
+against the suspect's label prior, the calibrated threshold at FPR 1e-6).
 
 Writes ``results/entangled/results.json``, ``report.md`` and a plot.
 """
@@ -50,7 +50,7 @@ from vtrust.watermark.dynamic import (  # noqa: E402
 
 REMOVAL_KINDS = ("fine-tune", "prune", "fine-prune", "quantize", "weight-noise", "weight-shift",
                  "distill", "overwrite", "ambiguity")  # fmt: skip
-VARIANTS = {"ewe": 32.0, "no-entanglement": 0.0}  # κ of each marked model
+NO_ENTANGLEMENT = "no-entanglement"  # the ablation: the same triggers at κ = 0
 FPR = 1e-6
 
 
@@ -86,7 +86,8 @@ def study(splits, args, attacks) -> dict:
     config = dataclasses.replace(tuned, epochs=args.epochs, cosine=False, lr=tuned.lr / 4)
     out = {"accuracy_plain": plain.test_accuracy, "triggers": triggers, "source": source,
            "target": target, "null": key.calibration.to_json(), "variants": {}}  # fmt: skip
-    for variant, factor in VARIANTS.items():
+    variants = {"ewe": args.factor, NO_ENTANGLEMENT: 0.0}  # κ of each marked model
+    for variant, factor in variants.items():
         progress.stage(f"[entangled] {variant}: κ = {factor:g}, {triggers} triggers")
         model = build_model("cnn", splits.input_shape, splits.n_classes, seed=args.seed)
         model.load_state_dict(plain.model.state_dict())
@@ -115,6 +116,8 @@ def main() -> None:
     parser.add_argument("--triggers", type=int, default=0,
                         help="triggers (default: 90 %% of the rarest class, ≤ 400)")  # fmt: skip
     parser.add_argument("--epochs", type=int, default=10, help="embedding epochs")
+    parser.add_argument("--factor", type=float, default=entangled.EntangleParams.factor,
+                        help="κ of the EWE variant (the ablation is always κ = 0)")  # fmt: skip
     parser.add_argument("--every", type=int, default=entangled.EntangleParams.every,
                         help="clean batches per watermark batch")  # fmt: skip
     parser.add_argument("--null-models", type=int, default=10)
@@ -128,6 +131,8 @@ def main() -> None:
         parser.error(f"--budgets: comma-separated query counts, got {args.budgets!r}")
     if not budgets or min(budgets) < 1:
         parser.error("--budgets must be positive")
+    if not args.factor > 0:
+        parser.error(f"--factor must be positive, got {args.factor}")
     removal = [e for e in list_entries("attacks") if e.kind in REMOVAL_KINDS]
     chosen = set(subset(parser, "attacks", args.attacks, [e.name for e in removal]))
     if run_over_seeds(__file__, args, study="entangled"):

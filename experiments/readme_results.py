@@ -348,6 +348,25 @@ def entangled(r: dict, n: int) -> str:
     return text
 
 
+def _caught(value: Any) -> str:
+    """What caught a cheat, per seed where seeds differ ("NOT CAUGHT" for nothing)."""
+    values = value["per_seed"] if isinstance(value, dict) and "per_seed" in value else [value]
+    return " / ".join(str(v) if v else "NOT CAUGHT" for v in values)
+
+
+def metering(r: dict, n: int) -> str:
+    rows = [[_f(row["budget"]), _f(row["queries"]), _f(row["reconciled"]), _f(row["fidelity"])]
+            for row in r["curve"]]  # fmt: skip
+    text = (f"The in-distribution label-only thief (`{r['thief']}`) against a metered device "
+            f"sold each budget; 90 % fidelity costs {_f(r['budget_to_90_fidelity'])} "
+            "queries:\n\n")  # fmt: skip
+    text += markdown_table(["budget", "answered", "owner reconciled", "thief fidelity"], rows)
+    cheats = [[c["cheat"], _caught(c["caught_by"]), _f(c["answers_before_caught"])]
+              for c in r["cheats"]]  # fmt: skip
+    return text + "\n\nHosts that cheat their meter:\n\n" + markdown_table(
+        ["cheat", "caught by", "answers before caught"], cheats)  # fmt: skip
+
+
 STUDIES = [
     ("attacks", "Extraction attacks", attacks),
     ("watermark", "Watermarks", watermark),
@@ -359,6 +378,7 @@ STUDIES = [
     ("byom", "Auditing your own model", byom),
     ("ownership", "Ownership after extraction", ownership),
     ("entangled", "Entangled watermarks (EWE)", entangled),
+    ("metering", "Metering what cannot be stopped", metering),
 ]
 RENDERERS = {study: render for study, _, render in STUDIES}
 

@@ -74,3 +74,20 @@ def test_replay_of_a_missing_query_log_is_named(tmp_path, capsys):
     code = run(["defense", "replay", "--target", str(tmp_path / "m.vtm"), "--defense", "prada",
                 "--queries", str(tmp_path / "log.npy")])  # fmt: skip
     assert code == 2 and "log.npy: no such file" in capsys.readouterr().err
+
+
+def test_replay_through_the_default_preset_keeps_its_members_state(capsys, mlp_file, tmp_path):
+    queries = tmp_path / "q.npy"
+    np.save(queries, natural_image_pool(3, (1, 8, 8), seed=0))
+    state = tmp_path / "st"
+    args = ["-q", "defense", "replay", "--target", str(mlp_file), "--defense", "default",
+            "--queries", str(queries), "--client", "c", "--state", str(state),
+            "--json"]  # fmt: skip
+    assert run(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert {p.name for p in state.iterdir()} == {"shift-refuse.npz", "prada-poison.npz",
+                                                 "shift-global.npz"}  # fmt: skip
+    assert run(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first["refused_by"] is None and first["answered"] == 3
+    assert second["refused_by"] == "default" and second["answered"] < 3

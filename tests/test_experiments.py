@@ -60,6 +60,7 @@ REDUCED = [
                       "knockoff-attacker-400", "--seeds", "1"]),
     ("entangled.py", ["--null-models", "2", "--attacks", "ftal", "--budgets", "150",
                       "--epochs", "2", "--seeds", "1"]),
+    ("metering.py", ["--budgets", "20,60", "--thief-steps", "100", "--seeds", "1"]),
 ]  # fmt: skip
 
 

@@ -71,6 +71,7 @@ KIND_MODULES: dict[str, dict[str, str]] = {
         "shift": "vtrust.defenses.shift",
         "mad": "vtrust.defenses.mad",
         "answer-watermark": "vtrust.defenses.answer_marks",
+        "preset": "vtrust.defenses.preset",
     },
     "circuits": {"quantized": "vtrust.proofs.compiler"},
 }

@@ -92,8 +92,8 @@ def run_demo(out_dir: str | Path, *, dataset: str = "digits", seed: int = 0) -> 
     return data
 
 
-DEMO_DEFENSES = ("none", "prada", "shift", "round-2", "top-1")
-DEMO_ATTACKS = ("random-uniform-2k", "jbda", "knockoff-attacker-400")
+DEMO_DEFENSES = ("none", "default", "prada", "shift", "round-2", "top-1")
+DEMO_ATTACKS = ("random-uniform-2k", "knockoff-natural-2k", "jbda", "knockoff-attacker-400")
 DEMO_BUDGET = 300
 GATE_ATTACKS = ("prune-global", "ftll", "quantize")
 
@@ -110,9 +110,11 @@ def _matrix_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[st
     summary = summarise(result)
     report.add_table(
         f"Extraction attacks against the MLP behind each defense ({DEMO_BUDGET} queries; "
-        "thief fidelity, * = the defense flagged the attacker)",
+        "thief fidelity; * = the defense flagged the attacker, † = it stopped answering; "
+        "`default` is the recommended preset: shift-refuse, prada-poison, shift-global)",
         ["defense", *DEMO_ATTACKS],
         [[d, *(f"{summary[d][a]['fidelity']:.3f}" + ("*" if summary[d][a]["flag_rate"] else "")
+               + ("†" if summary[d][a]["refusal_rate"] else "")
                for a in DEMO_ATTACKS)] for d in DEMO_DEFENSES],
     )  # fmt: skip
     report.add_text("Heatmaps and per-cell results: [matrix/report.md](matrix/report.md).")

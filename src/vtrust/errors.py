@@ -100,7 +100,30 @@ class AttestationError(VtrustError, ValueError):
 
 
 class EnclaveError(VtrustError, RuntimeError):
-    """Code the enclave was not measured with was asked to run inside it."""
+    """Code the enclave was not measured with was asked to run inside it, or the
+    enclave refuses the state it was handed."""
+
+
+class MeteringError(VtrustError, ValueError):
+    """A usage report, budget grant or sealed meter state is malformed, forged, or not
+    the one this meter or ledger can accept."""
+
+
+class MeteringViolation(MeteringError):
+    """The owner's reconciliation caught a device cheating its meter.
+
+    Attributes:
+        device: the device.
+        kind: ``replay`` (a report it already has), ``skip`` (a missing report),
+            ``rollback`` (a report off the chain the owner holds: the enclave was
+            restarted from older state), ``overuse`` (more answers than granted),
+            or ``forgery`` (a bad signature).
+    """
+
+    def __init__(self, device: str, kind: str, message: str) -> None:
+        self.device = device
+        self.kind = kind
+        super().__init__(f"{device}: {kind}: {message}")
 
 
 class BlackBoxOnly(VtrustError, ValueError):

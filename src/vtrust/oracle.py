@@ -7,6 +7,10 @@ labels), counts every client's queries, and runs a chain of query-side defenses:
   allow it, flag the client, or refuse it (raising :class:`~vtrust.errors.QueryRefused`);
 * ``transform`` may change the probabilities returned (prediction poisoning).
 
+A target may itself stop answering (a metered device whose budget is spent): the
+queries it answered are answered, and the call raises :class:`~vtrust.errors.
+QueryRefused` naming it, without refusing the client for good (a new budget answers).
+
 Attacks see nothing but this interface.
 """
 
@@ -157,7 +161,8 @@ class Oracle:
             chunk = arr[start : start + self.batch_size]
             if record.refused_by is not None:
                 raise self._refusal(client_id, record, answers, "client was refused before")
-            clean = self.target.predict_proba(chunk, checked=True)
+            clean, spent = self._predict(chunk)
+            chunk = chunk[: len(clean)]
             stop = len(chunk)
             with small_work() if self.defenses else contextlib.nullcontext():
                 for defense in self.defenses:
@@ -174,7 +179,21 @@ class Oracle:
             answers.append(answered)
             if record.refused_by is not None:
                 raise self._refusal(client_id, record, answers, "")
+            if spent is not None:  # the device stopped; the client is not refused for it
+                raise QueryRefused(client_id, spent.defense, record.queries, str(spent),
+                                   self._join(answers))  # fmt: skip
         return self._join(answers)
+
+    def _predict(self, chunk: np.ndarray) -> tuple[np.ndarray, QueryRefused | None]:
+        """The model's clean probabilities; a target that stops answering itself (a
+        metered device whose budget is spent) gives those it answered and its refusal."""
+        try:
+            return self.target.predict_proba(chunk, checked=True), None
+        except QueryRefused as spent:
+            got = np.asarray(spent.answered if spent.answered is not None else chunk[:0])
+            if len(got) == 0:
+                return np.zeros((0, self.n_classes), dtype=np.float64), spent
+            return self.target.probabilities(got.reshape(len(got), -1)), spent
 
     def _answer(self, client_id: str, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
         for defense in self.defenses:

@@ -30,7 +30,10 @@ class ThiefTraining:
     """How the attacker trains its copy: architecture and a step budget.
 
     ``steps`` optimizer steps are spread over however many epochs the transfer set needs
-    (at least ``min_epochs``), so small and large transfer sets are trained comparably.
+    (at least ``min_epochs``), so small and large transfer sets are trained comparably;
+    a set smaller than one batch gets one step per epoch, so ``steps`` epochs (a thief
+    refused after a few queries trains ``steps`` steps, not ``batch_size / n`` times
+    as many).
     ``clean_labels``: an adaptive thief against answer watermarks — drop the transfer
     samples whose answer a copy trained on the other half disputes (where planted wrong
     answers hide), then train on the rest.
@@ -49,7 +52,8 @@ class ThiefTraining:
             raise InputError(f"invalid thief training settings {self}")
 
     def config(self, n_samples: int, seed: int) -> TrainConfig:
-        epochs = max(self.min_epochs, math.ceil(self.steps * self.batch_size / max(n_samples, 1)))
+        spread = math.ceil(self.steps * self.batch_size / max(n_samples, 1))
+        epochs = max(self.min_epochs, min(spread, self.steps))
         return TrainConfig(
             epochs=epochs,
             batch_size=self.batch_size,

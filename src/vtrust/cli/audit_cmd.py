@@ -24,7 +24,7 @@ from vtrust.cli.common import INPUT_FILE as _FILE
     "--defense",
     "defenses",
     multiple=True,
-    help=DEFENSE_HELP,
+    help=DEFENSE_HELP[:-1] + "; default: the 'default' preset, 'none': the bare model.",
 )
 @click.option("--key", "key_file", type=_FILE, default=None, help="Watermark key to verify.")
 @click.option(
@@ -65,10 +65,11 @@ def audit(
         plan = AuditPlan.quick(tuple(attacks), budget)
     else:
         plan = AuditPlan(tuple(attacks) or AuditPlan.attacks, budget or AuditPlan.budget)
+    from vtrust.evaluation.audit import DEFAULT_DEFENSES
+
     target, splits = target_splits(model_file, data, options)
-    result = audit_target(
-        target, splits, plan=plan, defenses=tuple(defenses), key_file=key_file, seed=seed
-    )
+    result = audit_target(target, splits, plan=plan, defenses=tuple(defenses) or
+                          DEFAULT_DEFENSES, key_file=key_file, seed=seed)  # fmt: skip
     if out is not None:
         audit_report(result).write(out, result)
     if as_json:
@@ -78,7 +79,7 @@ def audit(
         f"audit of {model_file} ({result['architecture']}, "
         f"{'white' if target.white_box else 'black'} box, test accuracy "
         f"{result['accuracy']:.4f}), deployed with "
-        f"{', '.join(defenses) or 'no defenses'}; {plan.budget} queries per attack"
+        f"{', '.join(result['defenses']) or 'no defenses'}; {plan.budget} queries per attack"
     )
     click.echo(f"  {'attack':<24} {'fidelity':>8} {'to 90 %':>8}  caught by")
     for row in result["extraction"]:

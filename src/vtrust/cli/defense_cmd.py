@@ -72,12 +72,13 @@ def defense_replay(target, defenses, queries, client, state, seed, data, options
 
     from vtrust.defenses.deployment import Deployment
     from vtrust.defenses.detection import StreamDetector
+    from vtrust.defenses.preset import leaf_defenses
     from vtrust.errors import QueryRefused
 
     x = load_npy(queries)
     model, splits = target_splits(target, data, options)
     oracle = Deployment.of(defenses).oracle(model, splits.victim, seed=seed)
-    detectors = [d for d in oracle.defenses if isinstance(d, StreamDetector)]
+    detectors = [d for d in leaf_defenses(oracle.defenses) if isinstance(d, StreamDetector)]
     for d in detectors:
         if state is not None and (state / f"{d.name}.npz").exists():
             d.load_state(state / f"{d.name}.npz")

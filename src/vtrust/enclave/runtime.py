@@ -42,7 +42,7 @@ from vtrust.models.files import model_sha256
 from vtrust.protect.seal import open_bytes, seal_bytes
 
 T = TypeVar("T")
-_INSIDE_MODULES = ("runtime.py", "split.py", "slalom.py", "modp.py", "freivalds.py")
+_INSIDE_MODULES = ("runtime.py", "split.py", "slalom.py", "modp.py", "freivalds.py", "metering.py")
 
 
 def code_identity() -> str:

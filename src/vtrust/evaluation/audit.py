@@ -1,10 +1,11 @@
 """Auditing one model, of any format, as it would be deployed.
 
 * **Extraction** (every target: it needs only the black box): each audit attack runs
-  against the deployment (the given defenses) at a query budget; its budget curve gives
-  the queries needed to reach 90 % fidelity (or "not within the budget"). PRADA and the
-  shift detector watch every attack in flag mode and report whether, and after how many
-  queries, they would have caught it.
+  against the deployment (the given defenses; by default the ``default`` preset, the
+  deployment vtrust recommends — ``none`` for the bare model) at a query budget; its
+  budget curve gives the queries needed to reach 90 % fidelity (or "not within the
+  budget"). PRADA and the shift detector watch every attack in flag mode and report
+  whether, and after how many queries, they would have caught it.
 * **Watermark** (with a key): the ownership test's decision and p-value — a dynamic key
   through the black box, a static key only with white-box weights.
 * **Verifiable inference**: for a polynomial (``quad``) vtrust network, a batch is proved
@@ -32,6 +33,8 @@ from vtrust.targets.base import Target
 AUDIT_ATTACKS = ("random-uniform-2k", "jbda", "knockoff-attacker-400", "line-search-2k")
 QUICK_ATTACKS = ("random-uniform-2k", "knockoff-attacker-400")
 WATCHERS = ("prada", "shift")
+DEFAULT_DEFENSES = ("default",)  # the recommended preset (defenses/default.toml)
+NO_DEFENSE = "none"
 FIDELITY_GOAL = 0.9
 
 
@@ -75,11 +78,14 @@ def audit_target(
     splits: Splits,
     *,
     plan: AuditPlan = AuditPlan(),
-    defenses: tuple[str, ...] = (),
+    defenses: tuple[str, ...] = DEFAULT_DEFENSES,
     key_file: Path | None = None,
     seed: int | None = 0,
 ) -> dict[str, Any]:
-    """Audit ``target`` on ``splits``; a JSON-ready report (see the module docstring)."""
+    """Audit ``target`` on ``splits`` deployed behind ``defenses`` (catalog names;
+    ``("none",)`` or ``()`` for the bare model); a JSON-ready report (see the module
+    docstring)."""
+    defenses = tuple(d for d in defenses if d != NO_DEFENSE)
     watchers = tuple(w for w in WATCHERS if w not in defenses)
     deployment = Deployment.of([*defenses, *watchers])
     skipped: dict[str, str] = {}

@@ -27,17 +27,24 @@ from vtrust.models.training import predict_proba
 from vtrust.oracle import OutputMode
 
 
+def benign_orders(
+    test: Dataset, *, clients: int, per_client: int | None, seed: int
+) -> list[tuple[str, np.ndarray]]:
+    """``clients`` benign client ids, each with the test-split indices it sends, in its
+    own random order without repeats: ``per_client`` of them (all if ``None``)."""
+    n = len(test) if per_client is None else min(per_client, len(test))
+    return [
+        (f"benign-{i:03d}", np.random.default_rng([seed, i]).permutation(len(test))[:n])
+        for i in range(clients)
+    ]
+
+
 def benign_traffic(
     test: Dataset, *, clients: int, per_client: int | None, seed: int
 ) -> list[tuple[str, np.ndarray]]:
-    """``clients`` benign clients, each sending test-split queries in its own random order
-    without repeats: ``per_client`` of them (all of the split if ``None``)."""
-    n = len(test) if per_client is None else min(per_client, len(test))
-    streams = []
-    for i in range(clients):
-        order = np.random.default_rng([seed, i]).permutation(len(test))[:n]
-        streams.append((f"benign-{i:03d}", test.x[order]))
-    return streams
+    """The queries of :func:`benign_orders`' clients: (client id, images) pairs."""
+    orders = benign_orders(test, clients=clients, per_client=per_client, seed=seed)
+    return [(client_id, test.x[order]) for client_id, order in orders]
 
 
 def false_positives(
@@ -181,6 +188,78 @@ def split_attacker(
             "benign_flagged": flagged("benign-", entry.name),
         }
     return out
+
+
+def served_to_benign(
+    victim: nn.Module,
+    splits: Splits,
+    deployment: Deployment,
+    *,
+    clients: int = 100,
+    per_client: int | None = None,
+    batch: int = 50,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """What ``clients`` benign clients (the traffic of :func:`benign_orders`) get through
+    ``deployment``: how many were refused or flagged, and the top-1 accuracy of what they
+    were served beside the undefended model's on the same queries (a refused query
+    counts as wrong: the client got no answer)."""
+    oracle = deployment.oracle(victim, splits.victim, seed=seed)
+    test = splits.test
+    clean = predict_proba(victim, test.x).argmax(axis=1) == test.y
+    orders = benign_orders(test, clients=clients, per_client=per_client, seed=seed)
+    served_right = clean_right = total = 0
+    for client_id, order in progress.bar(orders, desc="benign clients"):
+        for start in range(0, len(order), batch):
+            rows = order[start : start + batch]
+            try:
+                got = oracle.query(test.x[rows], client_id=client_id)
+            except QueryRefused as refusal:
+                got = refusal.answered if refusal.answered is not None else rows[:0]
+            top1 = got if got.ndim == 1 else got.argmax(axis=1)
+            served_right += int((top1 == test.y[rows[: len(top1)]]).sum())
+        clean_right += int(clean[order].sum())
+        total += len(order)
+    records = [oracle.client(client_id) for client_id, _ in orders]
+    return {
+        "clients": len(orders),
+        "queries_per_client": len(orders[0][1]) if orders else 0,
+        "refused": sum(1 for r in records if r.refused_by is not None),
+        "flagged": sum(1 for r in records if r.flagged_at),
+        "accuracy_undefended": clean_right / max(total, 1),
+        "accuracy_served": served_right / max(total, 1),
+    }
+
+
+def thieves_behind(
+    victim: nn.Module,
+    splits: Splits,
+    defenses: Sequence[Entry],
+    attacks: Sequence[Entry],
+    *,
+    budget: int | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Every attack undefended and behind each defense (a preset is one), once with
+    probabilities and once with top-1 labels returned: per cell the thief's fidelity
+    and accuracy, the queries answered, and when the defense flagged or stopped it."""
+    cells = [("none", Deployment())] + [(e.name, Deployment((e,))) for e in defenses]
+    rows = []
+    for attack in attacks:
+        for name, deployment in cells:
+            for mode in (OutputMode.PROBS, OutputMode.LABELS):
+                progress.stage(f"[defenses] {attack.name} behind {name}, {mode.value}")
+                result = run_entry(attack, victim, splits,
+                                   deployment=dataclasses.replace(deployment, output=mode),
+                                   budget=budget, seed=seed, curve=False)  # fmt: skip
+                flag = result["defenses"].get(name, {})
+                rows.append({
+                    "attack": attack.name, "defense": name, "output": mode.value,
+                    "fidelity": result["fidelity"], "thief_accuracy": result["thief_accuracy"],
+                    "queries": result["queries"], "budget": result["budget"],
+                    "stopped": result["stopped"], "flagged_at": flag.get("at_query"),
+                })  # fmt: skip
+    return rows
 
 
 def with_strength(entry: Entry, field: str, value: Any) -> Entry:

@@ -11,7 +11,8 @@ from vtrust.report import Report, heatmap
 
 
 def summarise(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
-    """Per (defense, attack): mean fidelity, thief accuracy, queries, flag rate."""
+    """Per (defense, attack): mean fidelity, thief accuracy, queries, flag rate and
+    refusal rate (the share of seeds in which the deployment stopped answering)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in result["cells"]:
         groups.setdefault((record["defense"], record["attack"]), []).append(record["result"])
@@ -22,9 +23,15 @@ def summarise(result: dict[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
             "thief_accuracy": float(np.mean([r["thief_accuracy"] for r in rows])),
             "queries": float(np.mean([r["queries"] for r in rows])),
             "flag_rate": float(np.mean([r["flagged"] for r in rows])),
+            "refusal_rate": float(np.mean([refused(r) for r in rows])),
             "seeds": len(rows),
         }
     return out
+
+
+def refused(cell_result: dict[str, Any]) -> bool:
+    """Whether the deployment stopped answering the attacker in this cell."""
+    return str(cell_result.get("stopped") or "").startswith("refused")
 
 
 def write_report(result: dict[str, Any], out: str | Path) -> Path:
@@ -46,9 +53,12 @@ def write_report(result: dict[str, Any], out: str | Path) -> Path:
         for a in attacks:
             s = summary[d][a]
             rows.append([d, a, f"{s['fidelity']:.3f}", f"{s['thief_accuracy']:.3f}",
-                         f"{s['queries']:.0f}", f"{s['flag_rate']:.2f}"])  # fmt: skip
-    report.add_table("Cells", ["defense", "attack", "fidelity", "thief accuracy", "queries",
-                               "flagged"], rows)  # fmt: skip
+                         f"{s['queries']:.0f}", f"{s['flag_rate']:.2f}",
+                         f"{s['refusal_rate']:.2f}"])  # fmt: skip
+    report.add_table("Cells (queries: answered; refused: share of seeds in which the "
+                     "deployment stopped answering)",
+                     ["defense", "attack", "fidelity", "thief accuracy", "queries", "flagged",
+                      "refused"], rows)  # fmt: skip
     report.add_figure(
         "fidelity.png",
         heatmap([[summary[d][a]["fidelity"] for a in attacks] for d in defenses],

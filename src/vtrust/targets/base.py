@@ -294,7 +294,10 @@ class Target:
 
     def predict_proba(self, x: np.ndarray, *, checked: bool = False) -> np.ndarray:
         """Class probabilities (N, n_classes) as ``float64`` rows summing to 1."""
-        out = self.raw_outputs(x, checked=checked)
+        return self.probabilities(self.raw_outputs(x, checked=checked))
+
+    def probabilities(self, out: np.ndarray) -> np.ndarray:
+        """Raw outputs of this black box as probability rows."""
         if self.outputs == "probabilities":
             return normalise_probabilities(out)
         return softmax(out)
