@@ -156,3 +156,58 @@ def test_answer_watermark_batch_latency(benchmark, shape, digits, mlp_victim, mn
             ratio_to_undefended=timed["ratio"],
             planted=len(dawn.store),
         )
+
+
+@pytest.mark.parametrize("shape", ["digits", "mnist-cnn"])
+@pytest.mark.parametrize("traffic", ["in-distribution", "natural"])
+def test_adaptive_misinformation_batch_latency(benchmark, shape, traffic, digits, mlp_victim):
+    """The Adaptive Misinformation oracle answering 256 queries against the undefended
+    oracle, ABBA in one run (``extra_info['ratio_to_undefended']``; goal ≤ 1.5): the
+    digits MLP, and the zoo CNN on MNIST-shaped data; a benign batch (no misinformation
+    model runs) and a natural-image batch (it runs on every row)."""
+    from vtrust.data.natural import natural_image_pool
+    from vtrust.timing import interleaved
+
+    if shape == "digits":
+        model, data = mlp_victim, digits.victim
+    else:  # the zoo CNN with MNIST-shaped reference data (digits upscaled: a fast fit)
+        up = np.repeat(np.repeat(digits.victim.x, 4, axis=2), 4, axis=3)[:, :, 2:30, 2:30]
+        data = Dataset(np.ascontiguousarray(up), digits.victim.y, 10, "digits-28")
+        model = build_model("cnn", (1, 28, 28), 10, seed=0)
+    x = data.x[:256] if traffic == "in-distribution" else natural_image_pool(
+        256, data.input_shape, seed=0)  # fmt: skip
+    plain = Deployment().oracle(model, data)
+    misinformed = Deployment.of(["misinformation"]).oracle(model, data, seed=0)
+    benchmark.pedantic(misinformed.query, args=(x,), rounds=1, iterations=1)
+    if benchmark.enabled:
+        timed = interleaved(lambda: plain.query(x), lambda: misinformed.query(x), rounds=40)
+        am = misinformed.defenses[0]
+        benchmark.extra_info.update(
+            undefended_ms=timed["a_s"] * 1000, misinformation_ms=timed["b_s"] * 1000,
+            ratio_to_undefended=timed["ratio"],
+            misinformed_rows=int((am.weights(x, plain.query(x)) > 0.5).sum()),
+        )  # fmt: skip
+
+
+def test_extraction_warning_batch_latency(benchmark, digits, mlp_victim):
+    """The extraction warning (stealing progress per client) on a 256-query batch of the
+    digits MLP against the undefended oracle, ABBA in one run
+    (``extra_info['ratio_to_undefended']``): a PCA projection, a tree lookup and one pass
+    over the batch's leaves per call; every call from a fresh client, so none is already
+    alarmed (an alarmed client skips the update)."""
+    import itertools
+
+    from vtrust.timing import interleaved
+
+    x = digits.test.x[:256]
+    ids = (f"c{i}" for i in itertools.count())
+    plain = Deployment().oracle(mlp_victim, digits.victim)
+    warned = Deployment.of(["extraction-warning"]).oracle(mlp_victim, digits.victim, seed=0)
+    benchmark.pedantic(warned.query, args=(x,), kwargs={"client_id": "c"}, rounds=1,
+                       iterations=1)  # fmt: skip
+    if benchmark.enabled:
+        timed = interleaved(lambda: plain.query(x),
+                            lambda: warned.query(x, client_id=next(ids)), rounds=40)  # fmt: skip
+        benchmark.extra_info.update(undefended_ms=timed["a_s"] * 1000,
+                                    warning_ms=timed["b_s"] * 1000,
+                                    ratio_to_undefended=timed["ratio"])  # fmt: skip

@@ -27,6 +27,8 @@ from study_options import (  # noqa: E402
     add_thief_steps_option,
     shares,
     subset,
+    train_victims,
+    victim_arch,
     with_thief_steps,
 )
 
@@ -35,7 +37,6 @@ from vtrust.catalog import list_entries  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
 from vtrust.evaluation.attacks import run_entry  # noqa: E402
 from vtrust.models.files import model_sha256  # noqa: E402
-from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402
 
 # attacks on a watermark key (the watermark study runs them) or on a proof's statement
@@ -65,11 +66,10 @@ def main() -> None:
 
     started = time.perf_counter()
     splits = load_dataset(args.dataset, seed=args.seed)
-    needed = {"softmax" if e.kind == "equation-solving" else "mlp" for e in entries}
-    victims = {arch: train_model(splits, arch, seed=args.seed).model for arch in sorted(needed)}
+    victims = train_victims(splits, entries, args.seed)
     results = {}
     for entry in entries:
-        victim = "softmax" if entry.kind == "equation-solving" else "mlp"
+        victim = victim_arch(entry)
         progress.stage(f"[attacks] {entry.name} against the {victim} victim")
         results[entry.name] = {
             "victim": victim,

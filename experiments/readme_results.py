@@ -74,6 +74,11 @@ def _total(count: Any, n: int) -> int:
     return sum(count["values"]) if is_spread(count) else count * n
 
 
+def _mean(value: Any) -> Any:
+    """A figure's mean over seeds (the figure itself when it did not vary)."""
+    return value["mean"] if is_spread(value) else value
+
+
 def _always(flag: Any) -> bool:
     return flag is True
 
@@ -367,6 +372,43 @@ def metering(r: dict, n: int) -> str:
         ["cheat", "caught by", "answers before caught"], cheats)  # fmt: skip
 
 
+def adaptive(r: dict, n: int) -> str:
+    cell = {(row["attack"], row["defense"]): row for row in r["rows"]}
+    defenses = list(dict.fromkeys(row["defense"] for row in r["rows"]))
+
+    def shown(row: dict) -> str:
+        caught = sum(1 for v in _values(row["ids_flagged"]) if v) * (
+            1 if is_spread(row["ids_flagged"]) else n
+        )
+        return f"{_f(row['fidelity'])} ({_f(row['queries'], 0)} q; caught {caught}/{n})"
+
+    order = list(dict.fromkeys(x for a, base in r["pairs"].items() for x in (base, a)))
+    rows = [[a + ("" if a not in r["pairs"] else f" (adapts {r['pairs'][a]})"),
+             *(shown(cell[a, d]) for d in defenses)] for a in order]  # fmt: skip
+    text = (f"Digits MLP victim (test accuracy {_f(r['victim_accuracy'], 4)}), probability "
+            "answers. Each cell: thief fidelity, queries answered, and in how many seeds "
+            "any of the thief's client ids was flagged:\n\n")  # fmt: skip
+    return text + markdown_table(["attack", *defenses], rows)
+
+
+def stealing(r: dict, n: int) -> str:
+    rows = [[name, a["victim"], _f(a["curve"][-1]["queries"], 0),
+             " / ".join(_f(_mean(p["progress"]), 2) for p in a["curve"]),
+             " / ".join(_f(_mean(p["fidelity"]), 2) for p in a["curve"])]
+            for name, a in r["attacks"].items()]  # fmt: skip
+    text = (f"The extraction warning's stealing progress beside each thief's fidelity after "
+            f"10 / 25 / 50 / 100 % of its queries (means over seeds). Over every point: "
+            f"correlation {_f(r['correlation'])}, mean |progress − fidelity| "
+            f"{_f(r['mean_abs_error'])}.\n\n")  # fmt: skip
+    text += markdown_table(["attack", "victim", "queries", "progress", "fidelity"], rows)
+    benign = [[_f(b["queries_per_client"], 0),
+               " / ".join(map(str, _values(b["flagged"]))) + f" of {_f(b['clients'])}",
+               _f(b["progress_median"]), _f(b["progress_max"])] for b in r["benign"]]  # fmt: skip
+    head = ["queries per client", "flagged (per seed)", "progress (median)", "progress (max)"]
+    return text + (f"\n\nBenign clients (test images) against the alarm at progress "
+                   f"{_f(r['threshold'], 2)}:\n\n") + markdown_table(head, benign)  # fmt: skip
+
+
 STUDIES = [
     ("attacks", "Extraction attacks", attacks),
     ("watermark", "Watermarks", watermark),
@@ -379,6 +421,8 @@ STUDIES = [
     ("ownership", "Ownership after extraction", ownership),
     ("entangled", "Entangled watermarks (EWE)", entangled),
     ("metering", "Metering what cannot be stopped", metering),
+    ("adaptive", "Adaptive thieves against vtrust's detectors", adaptive),
+    ("stealing", "Extraction warning (stealing progress)", stealing),
 ]
 RENDERERS = {study: render for study, _, render in STUDIES}
 

@@ -63,3 +63,17 @@ def shares(parser: argparse.ArgumentParser, option: str, value: str) -> list[flo
     if not parsed or not all(0 < f <= 1 for f in parsed):
         parser.error(f"{option}: shares in (0, 1], comma-separated, got {value!r}")
     return parsed
+
+
+def victim_arch(entry: Entry) -> str:
+    """The victim an extraction study attacks with ``entry``: equation solving needs the
+    softmax regression whose functional form it solves; every other attack the MLP."""
+    return "softmax" if entry.kind == "equation-solving" else "mlp"
+
+
+def train_victims(splits, entries: Sequence[Entry], seed: int) -> dict:
+    """Every victim architecture ``entries`` need (:func:`victim_arch`), trained once."""
+    from vtrust.models.recipes import train_model
+
+    needed = sorted({victim_arch(e) for e in entries})
+    return {arch: train_model(splits, arch, seed=seed).model for arch in needed}

@@ -22,7 +22,8 @@ def test_audit_reports_attacks_detectors_and_proofs(tmp_path, capsys):
     assert code == 0 and result["defenses"] == ["round-2"]
     (row,) = result["extraction"]
     assert row["attack"] == "jbda" and row["queries"] == 200
-    assert set(row["caught_by"]) == {"prada", "shift"}
+    assert set(row["caught_by"]) == {"prada", "shift", "extraction-warning"}
+    assert 0 < row["stealing_progress"] <= 1  # 200 queries have taught some regions
     assert row["queries_to_90_fidelity"] is None or row["queries_to_90_fidelity"] <= 200
     assert result["proof"]["applicable"] and result["proof"]["verified"]
     substitutions = result["proof"]["substitutions"]

@@ -61,6 +61,10 @@ REDUCED = [
     ("entangled.py", ["--null-models", "2", "--attacks", "ftal", "--budgets", "150",
                       "--epochs", "2", "--seeds", "1"]),
     ("metering.py", ["--budgets", "20,60", "--thief-steps", "100", "--seeds", "1"]),
+    ("adaptive.py", ["--attacks", "knockoff-sybil", "--defenses", "shift-refuse",
+                     "--thief-steps", "50", "--seeds", "1"]),
+    ("stealing.py", ["--attacks", "knockoff-attacker-400", "--thief-steps", "50", "--clients",
+                     "3", "--seeds", "1"]),
 ]  # fmt: skip
 
 

@@ -17,7 +17,8 @@ from vtrust.evaluation import defenses as ev
 def test_default_preset_refuses_a_natural_image_client_and_serves_benign_ones(mlp_victim, digits):
     oracle = Deployment.of(["default"]).oracle(mlp_victim, digits.victim, seed=0)
     (preset,) = oracle.defenses
-    assert [m.name for m in preset.members] == ["shift-refuse", "prada-poison", "shift-global"]
+    assert [m.name for m in preset.members] == ["shift-refuse", "misinformation", "prada-poison",
+                                               "shift-global"]  # fmt: skip
     with pytest.raises(QueryRefused) as refused:
         oracle.query(natural_image_pool(200, digits.input_shape, seed=1), client_id="thief")
     assert refused.value.defense == "default" and refused.value.queries < 20
@@ -72,7 +73,7 @@ def test_leaf_defenses_expand_presets(mlp_victim, digits):
     oracle = Deployment.of(["default", "round-2"]).oracle(mlp_victim, digits.victim, seed=0)
     assert isinstance(oracle.defenses[0], PresetDefense)
     names = [d.name for d in leaf_defenses(oracle.defenses)]
-    assert names == ["shift-refuse", "prada-poison", "shift-global", "round-2"]
+    assert names == ["shift-refuse", "misinformation", "prada-poison", "shift-global", "round-2"]
 
 
 def test_a_thief_refused_after_a_few_queries_trains_its_step_budget_not_more():

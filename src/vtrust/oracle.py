@@ -196,6 +196,8 @@ class Oracle:
             return self.target.probabilities(got.reshape(len(got), -1)), spent
 
     def _answer(self, client_id: str, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        if len(x) == 0:  # refused at the chunk's first query: nothing to transform
+            return self._join([])
         for defense in self.defenses:
             probs = defense.transform(client_id, x, probs)
         if self.output is OutputMode.LABELS:

@@ -140,24 +140,71 @@ class AttackerResources:
         return self.oracle.n_classes
 
 
-class QuerySession:
-    """One attack's access to the oracle: spends at most ``budget`` queries, records the
-    transfer set in query order, and turns a refusal into a clean stop.
+@dataclass(frozen=True)
+class IdTactics:
+    """How an attacker uses client ids (what a thief who has read the detectors does).
 
-    Answers are normalised to probability rows: a label-only oracle (or ``labels_only``)
-    gives one-hot rows.
+    Attributes:
+        rotate_every: a new client id after this many answered queries (sybil rotation;
+            0: one id), so no per-client statistic ever sees more.
+        on_refusal: ``stop`` (the default), or ``new-id``: carry on under a fresh id,
+            asking the refused queries again — a refusal names the id, not the query.
+            A budget that the device itself enforces (a meter) stops it either way.
     """
 
-    def __init__(self, resources: AttackerResources, budget: int, *, labels_only: bool) -> None:
+    rotate_every: int = 0
+    on_refusal: str = "stop"
+
+    def __post_init__(self) -> None:
+        if self.rotate_every < 0:
+            raise InputError(f"rotate_every must be non-negative, got {self.rotate_every}")
+        if self.on_refusal not in ("stop", "new-id"):
+            raise InputError(f"on_refusal must be stop or new-id, got {self.on_refusal!r}")
+
+
+DEVICE_LIMITS = ("meter",)  # refusals no new client id gets around
+
+
+class QuerySession:
+    """One attack's access to the oracle: spends at most ``budget`` queries, records the
+    transfer set in query order, and turns a refusal into a clean stop (or, with
+    :class:`IdTactics`, into a fresh client id).
+
+    Answers are normalised to probability rows: a label-only oracle (or ``labels_only``)
+    gives one-hot rows. ``ids`` maps every client id used to the attacker's total query
+    count when it started; ``refused_ids`` lists the ids a defense refused, each with
+    the queries it had answered.
+    """
+
+    def __init__(self, resources: AttackerResources, budget: int, *, labels_only: bool,
+                 tactics: IdTactics = IdTactics()) -> None:  # fmt: skip
         if budget < 0:
             raise InputError(f"query budget must be non-negative, got {budget}")
         self.resources = resources
         self.budget = budget
         self.labels_only = labels_only
+        self.tactics = tactics
         self.used = 0
         self.stopped: str | None = None
+        self.ids: dict[str, int] = {}
+        self.refused_ids: list[tuple[str, int]] = []
+        self._id_used = self._made = 0
+        self._client = self._fresh_id()
         self._x: list[np.ndarray] = []
         self._y: list[np.ndarray] = []
+        self._who: list[str] = []
+
+    @property
+    def client_id(self) -> str:
+        """The id the next query is sent under."""
+        return self._client
+
+    def _fresh_id(self) -> str:
+        base = self.resources.client_id
+        rotating = self.tactics.rotate_every or self.tactics.on_refusal == "new-id"
+        self._made += 1
+        self._id_used = 0
+        return f"{base}-{self._made - 1:05d}" if rotating else base
 
     @property
     def remaining(self) -> int:
@@ -187,16 +234,45 @@ class QuerySession:
             if self.stopped is None and self.used >= self.budget:
                 self.stopped = "budget"
             return np.zeros((0, self.resources.n_classes), dtype=np.float32)
+        rows, done = [], 0
+        while done < len(x) and self.stopped is None:
+            rotate = self.tactics.rotate_every
+            piece = x[done : done + rotate - self._id_used] if rotate else x[done:]
+            got, refused = self._ask_once(piece)
+            rows.append(got)
+            done += len(got)
+            self._id_used += len(got)
+            if refused or (rotate and self._id_used >= rotate):
+                self._client = self._fresh_id()
+        return np.concatenate(rows)
+
+    def _ask_once(self, x: np.ndarray) -> tuple[np.ndarray, bool]:
+        """One oracle call under the current id: the answer rows, and whether the id
+        was refused and the session goes on under a new one."""
+        refused = False
+        self.ids.setdefault(self._client, self.used)
         try:
-            answers = self.resources.oracle.query(x, client_id=self.resources.client_id)
+            answers = self.resources.oracle.query(x, client_id=self._client)
         except QueryRefused as refusal:
             answers = refusal.answered if refusal.answered is not None else x[:0]
-            self.stopped = f"refused by {refusal.defense} after {refusal.queries} queries"
+            answered_here = self._id_used + len(answers)
+            self.refused_ids.append((self._client, answered_here))
+            refused = (self.tactics.on_refusal == "new-id"
+                       and refusal.defense not in DEVICE_LIMITS
+                       and answered_here > 0)  # a fresh id refused at once: give up  # fmt: skip
+            if not refused:
+                self.stopped = f"refused by {refusal.defense} after {refusal.queries} queries"
         rows = self._rows(answers)
         self._x.append(x[: len(rows)])
         self._y.append(rows)
+        self._who.extend([self._client] * len(rows))
         self.used += len(rows)
-        return rows
+        return rows, refused
+
+    @property
+    def row_clients(self) -> list[str]:
+        """The client id each answered query was sent under, in query order."""
+        return list(self._who)
 
     @property
     def transfer_x(self) -> np.ndarray:
@@ -237,6 +313,9 @@ class ExtractionResult:
         stopped: why the attack stopped early (``None``: it used its plan or budget).
         transfer_x, transfer_y: the transfer set in query order (for budget curves).
         details: attack-specific figures (rounds, recovered-parameter error, …).
+        client_ids: every client id the attack queried under, with the attacker's total
+            query count when it started (one id unless its tactics rotate ids).
+        refused_ids: the ids a defense refused, each with the queries it had answered.
     """
 
     attack: str
@@ -248,6 +327,8 @@ class ExtractionResult:
     transfer_x: np.ndarray
     transfer_y: np.ndarray
     details: dict[str, Any] = field(default_factory=dict)
+    client_ids: dict[str, int] = field(default_factory=dict)
+    refused_ids: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def total_seconds(self) -> float:
@@ -287,6 +368,8 @@ def finish(
         transfer_x=x,
         transfer_y=y,
         details={**(details or {}), "labels_only": session.labels_only},
+        client_ids=dict(session.ids),
+        refused_ids=list(session.refused_ids),
     )
 
 

@@ -119,7 +119,8 @@ class ShiftState(DetectorState):
 
 class DensityModel:
     """A probabilistic-PCA density of the defender's data and the score quantile below
-    which a query counts as atypical."""
+    which a query counts as atypical (``held_out_scores``: the cross-fitted scores of
+    the reference the quantile is taken from)."""
 
     def __init__(self, reference: np.ndarray, components: int, p0: float, folds: int, seed: int):
         flat = reference.reshape(len(reference), -1).astype(np.float64)
@@ -131,17 +132,27 @@ class DensityModel:
             model = PCA(n_components=k, random_state=seed).fit(flat[fit_idx])
             scores[held_idx] = model.score_samples(flat[held_idx])
         pca = PCA(n_components=k, random_state=seed).fit(flat)
-        # PCA.score_samples inverts the covariance on every call; keep its precision
+        # the PPCA precision is low rank plus a multiple of the identity:
+        #   P = Uᵀ diag(1/λ) U + (I − UᵀU)/σ²   (U: the components' rows)
+        # so a score costs one (N, d) × (d, k) product instead of a (d, d) one
         self.mean = pca.mean_
-        self.precision = pca.get_precision()
-        _, logdet = np.linalg.slogdet(self.precision)
+        self.components = pca.components_.T.copy()  # (d, k)
+        noise = float(max(pca.noise_variance_, 1e-12))
+        variances = np.maximum(pca.explained_variance_, noise)
+        self.inverse_noise = 1.0 / noise
+        self.component_weights = 1.0 / variances - self.inverse_noise
+        logdet = -np.log(variances).sum() - (flat.shape[1] - k) * np.log(noise)
         self.offset = 0.5 * (logdet - flat.shape[1] * np.log(2 * np.pi))
+        self.held_out_scores = scores
         self.cutoff = float(np.quantile(scores, p0))
 
     def score(self, x: np.ndarray) -> np.ndarray:
         """Log-likelihood of each query under the fitted model (as PCA.score_samples)."""
-        centred = x.reshape(len(x), -1).astype(np.float64) - self.mean
-        return self.offset - 0.5 * np.einsum("ij,ij->i", centred @ self.precision, centred)
+        centred = x.reshape(len(x), self.mean.size).astype(np.float64) - self.mean
+        projected = centred @ self.components
+        quadratic = self.inverse_noise * np.einsum("ij,ij->i", centred, centred)
+        quadratic += (projected**2) @ self.component_weights
+        return self.offset - 0.5 * quadratic
 
     def atypical(self, x: np.ndarray) -> np.ndarray:
         """Boolean mask: which queries score below the cutoff."""

@@ -23,6 +23,7 @@ from vtrust.attacks.removal.common import RemovalAttack, sweep
 from vtrust.catalog import Entry
 from vtrust.data import Dataset, Splits
 from vtrust.defenses.deployment import Deployment
+from vtrust.defenses.preset import leaf_defenses
 from vtrust.errors import InputError
 from vtrust.models import ZooModel, accuracy, agreement
 from vtrust.oracle import Oracle
@@ -82,11 +83,27 @@ def parameter_error(thief: nn.Module, victim: nn.Module) -> float:
     return float(np.abs(got - truth).max() / np.abs(truth).max())
 
 
-def _flags(oracle: Oracle, client_id: str, defense_names: list[str]) -> dict[str, Any]:
-    flagged = oracle.client(client_id).flagged_at or {}
-    return {
-        name: {"flagged": name in flagged, "at_query": flagged.get(name)} for name in defense_names
-    }
+def _flags(oracle: Oracle, result: ExtractionResult, defense_names: list[str],
+           client_id: str) -> dict[str, Any]:  # fmt: skip
+    """Per defense: whether any of the attack's client ids was flagged, at which of the
+    attacker's queries (counted over all its ids) the first flag came, and how many of
+    its ids were flagged."""
+    ids = result.client_ids or {client_id: 0}
+    out = {}
+    for name in defense_names:
+        at = [start + flags[name] for cid, start in ids.items()
+              if name in (flags := oracle.client(cid).flagged_at or {})]  # fmt: skip
+        out[name] = {"flagged": bool(at), "at_query": min(at) if at else None,
+                     "ids_flagged": len(at), "ids": len(ids)}  # fmt: skip
+    return out
+
+
+def stealing_progress(oracle: Oracle, result: ExtractionResult, client_id: str) -> dict[str, float]:
+    """Per deployed extraction warning (presets' members included): the highest
+    stealing progress among the attack's client ids."""
+    ids = result.client_ids or {client_id: 0}
+    return {d.name: max(d.stealing_progress(cid) for cid in ids)
+            for d in leaf_defenses(oracle.defenses) if hasattr(d, "stealing_progress")}  # fmt: skip
 
 
 def run_extraction(
@@ -120,8 +137,12 @@ def run_extraction(
         "stopped": result.stopped,
         "details": result.details,
         **evaluate_thief(result.thief, victim, splits.test),
-        "defenses": _flags(oracle, resources.client_id, deployment.names),
+        "defenses": _flags(oracle, result, deployment.names, resources.client_id),
+        "client_ids": len(result.client_ids),
+        "refused_ids": len(result.refused_ids),
     }
+    if progress_figures := stealing_progress(oracle, result, resources.client_id):
+        summary["stealing_progress"] = progress_figures
     if (
         isinstance(attack, EquationSolving)
         and result.thief is not None

@@ -5,7 +5,9 @@
   deployment vtrust recommends — ``none`` for the bare model) at a query budget; its
   budget curve gives the queries needed to reach 90 % fidelity (or "not within the
   budget"). PRADA and the shift detector watch every attack in flag mode and report
-  whether, and after how many queries, they would have caught it.
+  whether, and after how many queries, they would have caught it; the extraction
+  warning reports the attacker's stealing progress (the share of the model's decision
+  regions its queries reached, :mod:`vtrust.defenses.coverage`).
 * **Watermark** (with a key): the ownership test's decision and p-value — a dynamic key
   through the black box, a static key only with white-box weights.
 * **Verifiable inference**: for a polynomial (``quad``) vtrust network, a batch is proved
@@ -32,7 +34,7 @@ from vtrust.targets.base import Target
 
 AUDIT_ATTACKS = ("random-uniform-2k", "jbda", "knockoff-attacker-400", "line-search-2k")
 QUICK_ATTACKS = ("random-uniform-2k", "knockoff-attacker-400")
-WATCHERS = ("prada", "shift")
+WATCHERS = ("prada", "shift", "extraction-warning")
 DEFAULT_DEFENSES = ("default",)  # the recommended preset (defenses/default.toml)
 NO_DEFENSE = "none"
 FIDELITY_GOAL = 0.9
@@ -110,6 +112,7 @@ def audit_target(
                 "queries_to_90_fidelity": queries_to(summary["curve"], FIDELITY_GOAL),
                 "curve": summary["curve"],
                 "caught_by": {n: f for n, f in summary["defenses"].items() if n in WATCHERS},
+                "stealing_progress": summary.get("stealing_progress", {}).get("extraction-warning"),
                 "stopped": summary["stopped"],
             }
         )
@@ -268,13 +271,21 @@ def audit_report(result: dict[str, Any]):
     )
     report.add_table(
         "Extraction",
-        ["attack", "fidelity", "thief accuracy", "queries to 90 %", "caught by"],
+        [
+            "attack",
+            "fidelity",
+            "thief accuracy",
+            "queries to 90 %",
+            "stealing progress",
+            "caught by",
+        ],
         [
             [
                 r["attack"],
                 r["fidelity"],
                 r["thief_accuracy"],
                 r["queries_to_90_fidelity"] or "never",
+                "—" if r.get("stealing_progress") is None else f"{r['stealing_progress']:.2f}",
                 ", ".join(
                     f"{n} @ {f['at_query']}" for n, f in r["caught_by"].items() if f["flagged"]
                 )

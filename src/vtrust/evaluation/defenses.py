@@ -239,15 +239,17 @@ def thieves_behind(
     *,
     budget: int | None = None,
     seed: int = 0,
+    outputs: Sequence[OutputMode] = (OutputMode.PROBS, OutputMode.LABELS),
 ) -> list[dict[str, Any]]:
-    """Every attack undefended and behind each defense (a preset is one), once with
-    probabilities and once with top-1 labels returned: per cell the thief's fidelity
-    and accuracy, the queries answered, and when the defense flagged or stopped it."""
+    """Every attack undefended and behind each defense (a preset is one), once per
+    output mode: per cell the thief's fidelity and accuracy, the queries answered, when
+    the defense first flagged it (over all its client ids), and how many ids it used,
+    had flagged and had refused."""
     cells = [("none", Deployment())] + [(e.name, Deployment((e,))) for e in defenses]
     rows = []
     for attack in attacks:
         for name, deployment in cells:
-            for mode in (OutputMode.PROBS, OutputMode.LABELS):
+            for mode in outputs:
                 progress.stage(f"[defenses] {attack.name} behind {name}, {mode.value}")
                 result = run_entry(attack, victim, splits,
                                    deployment=dataclasses.replace(deployment, output=mode),
@@ -258,6 +260,8 @@ def thieves_behind(
                     "fidelity": result["fidelity"], "thief_accuracy": result["thief_accuracy"],
                     "queries": result["queries"], "budget": result["budget"],
                     "stopped": result["stopped"], "flagged_at": flag.get("at_query"),
+                    "client_ids": result["client_ids"], "ids_flagged": flag.get("ids_flagged", 0),
+                    "ids_refused": result["refused_ids"],
                 })  # fmt: skip
     return rows
 

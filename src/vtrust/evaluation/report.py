@@ -55,8 +55,9 @@ def write_report(result: dict[str, Any], out: str | Path) -> Path:
             rows.append([d, a, f"{s['fidelity']:.3f}", f"{s['thief_accuracy']:.3f}",
                          f"{s['queries']:.0f}", f"{s['flag_rate']:.2f}",
                          f"{s['refusal_rate']:.2f}"])  # fmt: skip
-    report.add_table("Cells (queries: answered; refused: share of seeds in which the "
-                     "deployment stopped answering)",
+    refusal = ("whether the deployment stopped answering" if one_seed else
+               "share of seeds in which the deployment stopped answering")  # fmt: skip
+    report.add_table(f"Cells (queries: answered; refused: {refusal})",
                      ["defense", "attack", "fidelity", "thief accuracy", "queries", "flagged",
                       "refused"], rows)  # fmt: skip
     report.add_figure(

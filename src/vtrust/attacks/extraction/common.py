@@ -13,6 +13,7 @@ from vtrust import quick
 from vtrust.attacks.base import (
     AttackerResources,
     ExtractionResult,
+    IdTactics,
     QuerySession,
     StageTimer,
     ThiefTraining,
@@ -36,6 +37,9 @@ class ExtractionParams:
         thief_steps: optimizer steps of the thief's final training.
         clean_labels: retrain the thief without the answers its first copy disagrees
             with (an adaptive thief against answer watermarks).
+        rotate_every, on_refusal: how the attacker uses client ids
+            (:class:`~vtrust.attacks.base.IdTactics`: sybil rotation every k queries,
+            a fresh id after a refusal).
     """
 
     budget: int = 1000
@@ -43,14 +47,21 @@ class ExtractionParams:
     thief_arch: str = "cnn"
     thief_steps: int = 1500
     clean_labels: bool = False
+    rotate_every: int = 0
+    on_refusal: Literal["stop", "new-id"] = "stop"
 
     def __post_init__(self) -> None:
+        IdTactics(self.rotate_every, self.on_refusal)  # validates both
         if self.budget < 1:
             raise InputError(f"budget must be positive, got {self.budget}")
         if self.thief_arch not in ARCHITECTURES:
             raise InputError(f"thief_arch must be one of {sorted(ARCHITECTURES)}")
         if self.thief_steps < 1:
             raise InputError(f"thief_steps must be positive, got {self.thief_steps}")
+
+    @property
+    def tactics(self) -> IdTactics:
+        return IdTactics(self.rotate_every, self.on_refusal)
 
     @property
     def training(self) -> ThiefTraining:
@@ -96,7 +107,8 @@ class ExtractionAttack(abc.ABC):
         """What every run begins with: a query session over the budget (``budget``
         overrides ``params.budget``), a stage timer and the seeded generator."""
         spend = quick.queries(budget or self.params.budget)  # capped by VTRUST_QUICK only
-        session = QuerySession(resources, spend, labels_only=self.params.labels_only)
+        session = QuerySession(resources, spend, labels_only=self.params.labels_only,
+                               tactics=self.params.tactics)  # fmt: skip
         return session, StageTimer(), np.random.default_rng(seed)
 
     def thief_from(

@@ -15,6 +15,13 @@ point along the substitute's gradient, and label them with the oracle:
 
 ``tau`` flips the sign of λ every ``tau`` rounds (periodic step size). Every input
 stays in [0, 1].
+
+Two tactics of a thief that has read PRADA (whose alarm is a non-normal stream of
+minimum distances between a client's queries): ``mix_natural`` interleaves that share
+of each round's queries with in-distribution images the attacker holds, and
+``shape_distances`` sets each synthetic point's step so that its distance from the
+point it was made from is a draw from the attacker's own estimate of a benign stream
+(the distance of each of its images to the nearest other one of the same class).
 """
 
 from __future__ import annotations
@@ -47,9 +54,15 @@ class JBDAParams(ExtractionParams):
     tau: int = 0
     kappa: int = 0
     substitute_steps: int = 600
+    mix_natural: float = 0.0
+    shape_distances: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 0.0 <= self.mix_natural < 1.0:
+            raise InputError(f"mix_natural must be in [0, 1), got {self.mix_natural}")
+        if self.shape_distances and self.variant == "jb-top3":
+            raise InputError("shape_distances applies to the jbda and jb-self steps")
         if self.seed_size < 1 or self.rounds < 0 or self.step <= 0:
             raise InputError("seed_size must be positive, rounds non-negative, step positive")
         if self.tau < 0 or self.kappa < 0 or self.substitute_steps < 1:
@@ -90,6 +103,7 @@ class JBDA(ExtractionAttack):
 
     def __init__(self, params: JBDAParams = JBDAParams()) -> None:
         super().__init__(params)
+        self._benign_distances = np.zeros(0)  # shape_distances: estimated from the seeds
 
     def _augment(self, substitute, x, y, step, rng) -> np.ndarray:
         p: JBDAParams = self.params  # type: ignore[assignment]
@@ -106,14 +120,40 @@ class JBDA(ExtractionAttack):
             new = [targeted_ifgsm(substitute, x, top3[:, j].copy(), abs(step)) for j in range(3)]
             return np.stack(new, axis=1).reshape(-1, *x.shape[1:])
         direction = 1.0 if p.variant == "jbda" else -1.0
-        moved = x + direction * step * _input_gradient_sign(substitute, x, labels)
+        sign = _input_gradient_sign(substitute, x, labels)
+        if p.shape_distances:  # per point: L2 length of the move = a benign-looking distance
+            norms = np.sqrt((sign.reshape(len(x), -1) ** 2).sum(axis=1)).clip(min=1.0)
+            lengths = rng.choice(self._benign_distances, size=len(x))
+            step = np.sign(step) * (lengths / norms).reshape(-1, *([1] * (x.ndim - 1)))
+        moved = x + direction * step * sign
         return np.clip(moved, 0.0, 1.0).astype(np.float32)
+
+    @staticmethod
+    def benign_distances(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Each image's L2 distance to the nearest other image of its class: the
+        attacker's estimate of PRADA's stream for a benign client."""
+        flat = x.reshape(len(x), -1).astype(np.float64)
+        out = []
+        for c in np.unique(labels):
+            members = flat[labels == c]
+            if len(members) < 2:
+                continue
+            sq = (members**2).sum(axis=1)
+            d2 = sq[:, None] + sq[None, :] - 2.0 * members @ members.T
+            np.fill_diagonal(d2, np.inf)
+            out.append(np.sqrt(np.maximum(d2.min(axis=1), 0.0)))
+        if not out:
+            raise InputError("shape_distances needs two seed images of one class")
+        return np.concatenate(out)
 
     def run(self, resources: AttackerResources, *, budget=None, seed=0):
         p: JBDAParams = self.params  # type: ignore[assignment]
         session, timer, rng = self.start(resources, budget, seed)
         with timer.stage("query"):
             session.ask(draw_inputs("attacker", p.seed_size, resources, rng))
+        if p.shape_distances and session.used:
+            seeds = session.transfer_x
+            self._benign_distances = self.benign_distances(seeds, session.transfer_y.argmax(1))
         substitute_training = type(p.training)(arch=p.thief_arch, steps=p.substitute_steps)
         sizes = [session.used]
         for rnd in range(p.rounds):
@@ -133,6 +173,10 @@ class JBDA(ExtractionAttack):
             step = p.step * (-1.0) ** (rnd // p.tau) if p.tau else p.step
             with timer.stage("augment"):
                 new = self._augment(substitute, x, y, step, rng)
+                if p.mix_natural:
+                    extra = int(round(p.mix_natural / (1.0 - p.mix_natural) * len(new)))
+                    natural = draw_inputs("attacker", extra, resources, rng)
+                    new = np.concatenate([new, natural])[rng.permutation(len(new) + extra)]
             with timer.stage("query"):
                 session.ask(new)
             sizes.append(session.used)

@@ -1,0 +1,162 @@
+"""Adaptive Misinformation (Kariyappa & Qureshi, CVPR 2020): answer out-of-distribution
+queries from a model trained to be wrong, in-distribution queries from the real one.
+
+Every query gets an out-of-distribution score; its answer is
+``(1 − α)·f(x) + α·f̂(x)`` with ``α = σ(ν·(τ − s(x)) / w)``, where ``f̂`` is the
+*misinformation model* — trained on the defender's data to minimise
+``−log(1 − f̂(x)_y)`` (probability away from the true class) — ``τ`` the score below
+which a query counts as out of distribution, and ``w`` the spread of benign scores
+(their interquartile range / 1.349). In-distribution clients (s ≫ τ) get the true
+top-1; a thief querying natural images, noise or synthetic samples gets wrong labels.
+The defense is stateless, so it acts on every query of every client id alike: rotating
+ids (sybils) or taking a new id after a refusal changes nothing.
+
+Scores (``score``): ``density`` — the log-likelihood under the shift detector's
+probabilistic PCA of the defender's data (vtrust's default: it separates the natural
+pool from test data with AUROC 0.9999 on digits and 0.990 on MNIST, against 0.74 and
+0.96 for the model's confidence); ``confidence`` — the model's top-1 probability (the
+paper's choice, with an outlier-exposure-trained model). ``τ`` is the ``quantile`` of
+cross-fitted benign scores (so about that share of benign queries is misinformed), and
+``margin`` moves it further down, in units of ``w``.
+
+Batched: one low-rank score per query, and the misinformation model runs only on the
+rows whose α is above ``1e-3``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from vtrust.catalog import register
+from vtrust.defenses.shift import DensityModel
+from vtrust.errors import InputError
+from vtrust.models import ARCHITECTURES, build_model
+from vtrust.oracle import QueryDefense
+
+ACTIVE = 1e-3  # α below this: the misinformation model is not run
+
+
+@dataclass(frozen=True)
+class MisinformationParams:
+    """Attributes:
+    score: ``density`` (PPCA log-likelihood) or ``confidence`` (top-1 probability).
+    quantile: τ is this quantile of cross-fitted benign scores.
+    margin: τ moved down by this many benign-score spreads (w).
+    steepness: ν, how sharply α rises below τ.
+    components: PPCA components (``density``).
+    misinformation: architecture of the misinformation model; epochs, lr: its training.
+    """
+
+    score: Literal["density", "confidence"] = "density"
+    quantile: float = 0.001
+    margin: float = 1.0
+    steepness: float = 4.0
+    components: int = 20
+    misinformation: str = "softmax"
+    epochs: int = 10
+    lr: float = 2e-3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.quantile < 0.5:
+            raise InputError(f"quantile must be in (0, 0.5), got {self.quantile}")
+        if self.steepness <= 0 or self.margin < 0 or self.components < 1:
+            raise InputError("steepness > 0, margin ≥ 0 and components ≥ 1 required")
+        if self.misinformation not in ARCHITECTURES:
+            raise InputError(f"misinformation must be one of {sorted(ARCHITECTURES)}")
+        if self.epochs < 1 or self.lr <= 0:
+            raise InputError("epochs ≥ 1 and lr > 0 required")
+
+
+def train_misinformation(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *,
+                         epochs: int, lr: float, seed: int) -> torch.nn.Module:  # fmt: skip
+    """Train ``model`` to put its probability anywhere but on the true class: the loss
+    ``−log(1 − p_y)`` (the paper's misinformation objective)."""
+    xt, yt = torch.from_numpy(np.ascontiguousarray(x, np.float32)), torch.from_numpy(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(xt), generator=generator).split(64):
+            p_true = torch.softmax(model(xt[idx]), dim=1).gather(1, yt[idx, None]).squeeze(1)
+            loss = -torch.log1p(-p_true.clamp(max=1 - 1e-6)).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+class AdaptiveMisinformation(QueryDefense):
+    """Adaptive Misinformation as an oracle transform (see the module docstring)."""
+
+    name = "adaptive-misinformation"
+
+    def __init__(self, params: MisinformationParams = MisinformationParams()) -> None:
+        self.params = params
+        self.density: DensityModel | None = None
+        self.misinformation: torch.nn.Module | None = None
+        self.tau = self.width = 0.0
+
+    def bind(self, context: Any) -> None:
+        p, ref, seed = self.params, context.reference, context.seed or 0
+        if p.score == "density":
+            self.density = DensityModel(ref.x, p.components, p.quantile, 5, seed)
+            benign = self.density.held_out_scores
+        else:
+            benign = self._confidence_out_of_fold(context, seed)
+        low, high = np.quantile(benign, [0.25, 0.75])
+        self.width = float(max(high - low, 1e-12) / 1.349)
+        self.tau = float(np.quantile(benign, p.quantile)) - p.margin * self.width
+        model = build_model(p.misinformation, ref.input_shape, ref.n_classes, seed=seed)
+        self.misinformation = train_misinformation(model, ref.x, ref.y, epochs=p.epochs,
+                                                   lr=p.lr, seed=seed)  # fmt: skip
+
+    @staticmethod
+    def _confidence_out_of_fold(context: Any, seed: int) -> np.ndarray:
+        """Benign confidence scores: the deployed model's top-1 probability on the
+        reference. The model was trained on that data, so these are optimistic (a
+        held-out split is not something the deployment has); ``margin`` compensates."""
+        from vtrust.models.training import predict_proba
+
+        del seed
+        return predict_proba(context.model, context.reference.x).max(axis=1)
+
+    def scores(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The out-of-distribution score of each query (low: out of distribution)."""
+        if self.params.score == "density":
+            if self.density is None:
+                raise InputError("adaptive misinformation is not deployed: call bind() first")
+            return self.density.score(x)
+        return probs.max(axis=1)
+
+    def weights(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """α of each query: 0 in distribution, → 1 far out of it."""
+        z = self.params.steepness * (self.tau - self.scores(x, probs)) / self.width
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
+
+    def transform(self, client_id: str, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        if self.misinformation is None:
+            raise InputError("adaptive misinformation is not deployed: call bind() first")
+        alpha = self.weights(x, probs)
+        active = np.flatnonzero(alpha > ACTIVE)
+        if len(active) == 0:
+            return probs
+        with torch.no_grad():
+            wrong = torch.softmax(self.misinformation(torch.from_numpy(x[active])), dim=1)
+        out = probs.copy()
+        a = alpha[active, None]
+        out[active] = (1.0 - a) * probs[active] + a * wrong.double().numpy()
+        return out
+
+
+register(
+    "defenses",
+    "adaptive-misinformation",
+    MisinformationParams,
+    "Adaptive Misinformation: wrong answers for out-of-distribution queries",
+)(  # fmt: skip
+    AdaptiveMisinformation
+)

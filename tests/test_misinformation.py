@@ -1,0 +1,86 @@
+"""Adaptive Misinformation: in-distribution clients get the true top-1, out-of-
+distribution queries the misinformation model's wrong labels, whatever their client id."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vtrust.catalog import CatalogError, parse_entry
+from vtrust.data.natural import natural_image_pool
+from vtrust.defenses.deployment import Deployment
+from vtrust.defenses.misinformation import train_misinformation
+from vtrust.models import build_model
+from vtrust.models.training import predict_proba
+
+
+@pytest.fixture(scope="module")
+def am_oracle(mlp_victim, digits):
+    return Deployment.of(["misinformation"]).oracle(mlp_victim, digits.victim, seed=0)
+
+
+def test_in_distribution_answers_keep_the_true_top1(am_oracle, mlp_victim, digits):
+    answers = am_oracle.query(digits.test.x, client_id="benign")
+    clean = predict_proba(mlp_victim, digits.test.x)
+    kept = (answers.argmax(1) == clean.argmax(1)).mean()
+    assert kept >= 0.995  # at most the quantile's share of benign queries is misinformed
+
+
+def test_out_of_distribution_answers_are_wrong_for_every_client_id(am_oracle, mlp_victim, digits):
+    x = natural_image_pool(200, digits.input_shape, seed=3)
+    clean = predict_proba(mlp_victim, x).argmax(1)
+    for ids in (["one"], [f"sybil-{i}" for i in range(50)]):
+        answers = np.concatenate([am_oracle.query(part, client_id=cid)
+                                  for cid, part in zip(ids, np.array_split(x, len(ids)),
+                                                       strict=True)])  # fmt: skip
+        assert (answers.argmax(1) != clean).mean() > 0.9
+
+
+def test_the_weight_grows_as_the_score_falls(am_oracle, digits):
+    (am,) = am_oracle.defenses
+    x = digits.test.x[:50]
+    noisy = np.clip(x + np.random.default_rng(0).normal(0, 0.5, x.shape), 0, 1).astype(np.float32)
+    probs = np.full((50, 10), 0.1)
+    assert am.weights(noisy, probs).mean() > am.weights(x, probs).mean() + 0.5
+    assert (np.diff(am.weights(x, probs)[np.argsort(-am.scores(x, probs))]) >= -1e-12).all()
+
+
+def test_misinformation_model_puts_its_mass_off_the_true_class(digits):
+    model = build_model("mlp", digits.input_shape, 10, seed=0)
+    train_misinformation(model, digits.victim.x, digits.victim.y, epochs=5, lr=2e-3, seed=0)
+    p = predict_proba(model, digits.test.x)
+    assert p[np.arange(len(p)), digits.test.y].mean() < 0.02
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(min_value=0, max_value=2**31 - 1))
+def test_answers_are_probability_rows(am_oracle, digits, seed):
+    """Law: a blend of two distributions is a distribution, for any queries."""
+    x = np.random.default_rng(seed).random((8, *digits.input_shape), dtype=np.float32)
+    out = am_oracle.query(x, client_id="law")
+    assert (out >= 0).all() and np.allclose(out.sum(1), 1.0)
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ("quantile = 0.7", "quantile"), ("steepness = 0.0", "steepness"),
+    ('misinformation = "resnet"', "misinformation"),
+])  # fmt: skip
+def test_bad_settings_are_catalog_errors(params, message):
+    with pytest.raises(CatalogError, match=message):
+        parse_entry("defenses", f'kind = "adaptive-misinformation"\n[params]\n{params}',
+                    name="bad", source="bad.toml")  # fmt: skip
+
+
+def test_a_client_refused_at_its_first_query_gets_a_refusal_not_a_crash(mlp_victim, digits):
+    """The default preset's refusing member stops a chunk before its first row; the
+    transforming members behind it must then see no rows rather than fail on them."""
+    from vtrust.oracle import QueryRefused
+
+    oracle = Deployment.of(["default"]).oracle(mlp_victim, digits.victim, seed=0)
+    x = natural_image_pool(64, digits.input_shape, seed=1)
+    with pytest.raises(QueryRefused) as refusal:
+        for row in x:  # one query per call: the refusal falls on a chunk's first row
+            oracle.query(row[None], client_id="thief")
+    assert refusal.value.defense == "default" and refusal.value.queries <= 8
+    with pytest.raises(QueryRefused):  # later calls are refused before any transform
+        oracle.query(x[:4], client_id="thief")
