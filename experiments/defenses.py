@@ -51,7 +51,7 @@ PRESET_BUDGET = 2500
 SWEEPS = (
     ("mad-argmax", "epsilon", (0.5, 1.0)),
     ("mad", "epsilon", (0.25,)),
-    ("reverse-sigmoid", "beta", (0.6, 1.5)),
+    ("reverse-sigmoid", "beta", (0.6, 1.0)),
     ("round-2", "decimals", (0,)),
     ("noise-0.5", "epsilon", (1.0,)),
     ("top-3", "k", (1,)),

@@ -140,7 +140,29 @@ def defenses(r: dict, n: int) -> str:
                  "top-1 accuracy against the thief's test accuracy):\n\n") + markdown_table(
             ["defense", "setting", "defender accuracy", "thief (probabilities)",
              "thief (labels)"], poison)  # fmt: skip
-    return text
+    return text + _acting(r["presets"]) if "presets" in r else text
+
+
+def _acting(presets: dict) -> str:
+    """The acting deployments: the natural-image thief behind each, and benign traffic."""
+    cell = {(t["defense"], t["output"]): t for t in presets["thieves"]}
+    rows = []
+    for name in dict.fromkeys(t["defense"] for t in presets["thieves"]):
+        probs, labels = cell[name, "probs"], cell[name, "labels"]
+        benign = presets["benign"].get(name)
+        lost = (_per_seed(lambda a, b: 100 * (a - b), benign["accuracy_undefended"],
+                          benign["accuracy_served"]) if benign else None)  # fmt: skip
+        rows.append([name, _f(probs["fidelity"]), _f(labels["fidelity"]),
+                     _f(probs["queries"], 0), _f(benign["refused"]) if benign else "—",
+                     _f(lost, 2) if benign else "—"])  # fmt: skip
+    attack = presets["thieves"][0]["attack"]
+    budget = presets["thieves"][0]["budget"]
+    clients = next(iter(presets["benign"].values()), {})
+    return (f"\n\nActing deployments: `{attack}` at {budget} queries, and "
+            f"{_f(clients.get('clients'))} benign clients × "
+            f"{_f(clients.get('queries_per_client'))} test queries:\n\n") + markdown_table(
+        ["deployment", "thief fidelity (probabilities)", "thief fidelity (labels)",
+         "queries answered", "benign refused", "benign accuracy lost (pt)"], rows)  # fmt: skip
 
 
 def proofs(r: dict, n: int) -> str:
@@ -409,6 +431,21 @@ def stealing(r: dict, n: int) -> str:
                    f"{_f(r['threshold'], 2)}:\n\n") + markdown_table(head, benign)  # fmt: skip
 
 
+def stealers(r: dict, n: int) -> str:
+    cells = r["cells"]
+    defenses = sorted(next(iter(cells.values())), key=lambda d: (d != "none", d))
+
+    def shown(c: dict) -> str:
+        curve = " → ".join(_f(_mean(p["fidelity"]), 2) for p in c["curve"])
+        return f"{_f(c['fidelity'])} ({_f(c['queries'], 0)} q; curve {curve})"
+
+    rows = [[a, *(shown(c[d]) for d in defenses)] for a, c in cells.items()]
+    text = (f"Digits MLP victim (test accuracy {_f(r['victim_accuracy'], 4)}). Each cell: "
+            "final thief fidelity, queries answered, and the mean fidelity after 25 % → "
+            "100 % of them:\n\n")  # fmt: skip
+    return text + markdown_table(["attack", *defenses], rows)
+
+
 STUDIES = [
     ("attacks", "Extraction attacks", attacks),
     ("watermark", "Watermarks", watermark),
@@ -423,6 +460,7 @@ STUDIES = [
     ("metering", "Metering what cannot be stopped", metering),
     ("adaptive", "Adaptive thieves against vtrust's detectors", adaptive),
     ("stealing", "Extraction warning (stealing progress)", stealing),
+    ("stealers", "CloudLeak and the data-free thief", stealers),
 ]
 RENDERERS = {study: render for study, _, render in STUDIES}
 

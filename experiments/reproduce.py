@@ -36,7 +36,7 @@ from vtrust.report import without_timings
 HERE = Path(__file__).resolve().parent
 STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom",
            "ownership", "entangled", "metering", "adaptive",
-           "stealing"]  # fmt: skip
+           "stealing", "stealers"]  # fmt: skip
 
 
 def committed(path: Path) -> dict[str, Any] | None:

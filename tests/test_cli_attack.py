@@ -61,8 +61,8 @@ def test_attack_run_reports_defense_flags(capsys, softmax_file):
     )
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["defenses"] == {
-        "limit-1k": {"flagged": False, "at_query": None},
-        "round-2": {"flagged": False, "at_query": None},
+        "limit-1k": {"flagged": False, "at_query": None, "ids_flagged": 0, "ids": 1},
+        "round-2": {"flagged": False, "at_query": None, "ids_flagged": 0, "ids": 1},
     }
     assert result["fidelity"] < 1.0  # rounding breaks exact equation solving
 

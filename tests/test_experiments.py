@@ -65,6 +65,8 @@ REDUCED = [
                      "--thief-steps", "50", "--seeds", "1"]),
     ("stealing.py", ["--attacks", "knockoff-attacker-400", "--thief-steps", "50", "--clients",
                      "3", "--seeds", "1"]),
+    ("stealers.py", ["--attacks", "cloudleak-2k", "--defenses", "none", "--thief-steps", "30",
+                     "--seeds", "1"]),
 ]  # fmt: skip
 
 

@@ -49,6 +49,8 @@ KIND_MODULES: dict[str, dict[str, str]] = {
         "jbda": "vtrust.attacks.extraction.jbda",
         "knockoff": "vtrust.attacks.extraction.knockoff",
         "activethief": "vtrust.attacks.extraction.activethief",
+        "cloudleak": "vtrust.attacks.extraction.cloudleak",
+        "data-free": "vtrust.attacks.extraction.datafree",
         "density-knockoff": "vtrust.attacks.extraction.evasive",
         "refusal-aware": "vtrust.attacks.extraction.evasive",
         "direct-stealing": "vtrust.attacks.direct",
