@@ -8,7 +8,8 @@ Pairs (non-adaptive → adaptive): natural-image Knockoff → sybil rotation (a 
 every 4 queries), a fresh id after every refusal, density-aware selection (the
 attacker's own PPCA on 50 in-distribution images), and refusal-aware rejection sampling
 (OARS-style); JBDA → JBDA that keeps PRADA's distance stream benign-looking (half
-natural queries, steps sized to benign distances). Victim: the digits MLP of the
+natural queries, steps sized to benign distances); line search → line search between
+the attacker's own images with no bisection step below a benign gap. Victim: the digits MLP of the
 defenses study; answers are probabilities (each entry's own labels setting).
 
 Writes ``results/adaptive/results.json``, ``report.md`` and a plot.
@@ -47,6 +48,7 @@ PAIRS = {  # adaptive attack → the attack it adapts
     "knockoff-density": "knockoff-natural-2k",
     "knockoff-refusal-aware": "knockoff-natural-2k",
     "jbda-evasive": "jbda",
+    "line-search-evasive": "line-search-2k",
 }
 DEFENSES = ("prada-refuse", "shift-refuse", "misinformation", "default")
 

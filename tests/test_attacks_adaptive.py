@@ -123,3 +123,25 @@ def test_bad_adaptive_settings_are_refused():
     with pytest.raises(CatalogError, match="new id"):
         parse_entry("attacks", 'kind = "refusal-aware"\n[params]\non_refusal = "stop"',
                     name="b", source="b")  # fmt: skip
+    with pytest.raises(CatalogError):
+        parse_entry("attacks", 'kind = "line-search"\n[params]\nmix_natural = 1.0', name="b",
+                    source="b")  # fmt: skip
+
+
+def test_line_search_between_own_images_with_bounded_steps_outlasts_prada(mlp_victim, digits):
+    """Plain line search from uniform seeds is refused by PRADA after ≈ 120 queries; the
+    evasive entry's bisection never steps below a benign gap, and is not."""
+    prada = Deployment.of(["prada-refuse"])
+    plain = run_entry(quick("line-search-2k", budget=600), mlp_victim, digits,
+                      deployment=prada, seed=0, curve=False)  # fmt: skip
+    evasive = run_entry(quick("line-search-evasive", budget=600), mlp_victim, digits,
+                        deployment=prada, seed=0, curve=False)  # fmt: skip
+    assert plain["stopped"] and plain["queries"] < 200
+    assert evasive["queries"] == 600 and not evasive["stopped"]
+
+
+def test_nearest_gaps_are_the_distances_to_the_nearest_other_image():
+    from vtrust.attacks.extraction.sampling import nearest_gaps
+
+    x = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, 5.0]]).reshape(3, 1, 1, 2)
+    assert np.allclose(nearest_gaps(x), [5.0, 1.0, 1.0])

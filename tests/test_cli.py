@@ -126,6 +126,8 @@ def test_demo_trains_default_models_to_target_accuracy(capsys, tmp_path):
     for name in ("report.md", "report.json", "accuracy.png", "training-loss.png"):
         assert (tmp_path / name).stat().st_size > 0
     assert json.loads((tmp_path / "report.json").read_text()) == data
+    preset = "shift-refuse, misinformation, prada-poison, shift-global"  # defenses/default.toml
+    assert f"recommended preset: {preset}" in (tmp_path / "report.md").read_text()
     assert Path(tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

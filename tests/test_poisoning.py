@@ -142,3 +142,18 @@ def test_noise_keeps_the_top1_class_of_a_near_tie():
         )
         np.testing.assert_array_equal(out.argmax(axis=1), y.argmax(axis=1))
         assert_simplex(out)
+
+
+def test_a_warm_started_mad_surrogate_has_learnt_the_task(small_mlp, digits):
+    import dataclasses
+
+    from vtrust.models import accuracy
+
+    entry = load_entry("defenses", "mad-argmax")
+    context = DefenseContext(small_mlp, digits.victim, seed=0)
+    cold = build_defense(entry, context)
+    warm = build_defense(dataclasses.replace(
+        entry, params=dataclasses.replace(entry.params, warm_epochs=10)), context)  # fmt: skip
+    assert accuracy(warm.surrogate, digits.test) > 0.8 > accuracy(cold.surrogate, digits.test)
+    with pytest.raises(InputError, match="warm_epochs"):
+        dataclasses.replace(entry.params, warm_epochs=-1)

@@ -99,6 +99,7 @@ GATE_ATTACKS = ("prune-global", "ftll", "quantize")
 
 
 def _matrix_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[str, Any]:
+    from vtrust.catalog import load_entry
     from vtrust.evaluation.matrix import MatrixSpec, run_matrix
     from vtrust.evaluation.report import summarise, write_report
 
@@ -108,10 +109,11 @@ def _matrix_stage(report: Report, out: Path, dataset: str, seed: int) -> dict[st
     result = run_matrix(spec, out / "matrix", workers=2)
     write_report(result, out / "matrix")
     summary = summarise(result)
+    members = ", ".join(load_entry("defenses", "default").params.members)
     report.add_table(
         f"Extraction attacks against the MLP behind each defense ({DEMO_BUDGET} queries; "
         "thief fidelity; * = the defense flagged the attacker, † = it stopped answering; "
-        "`default` is the recommended preset: shift-refuse, prada-poison, shift-global)",
+        f"`default` is the recommended preset: {members})",
         ["defense", *DEMO_ATTACKS],
         [[d, *(f"{summary[d][a]['fidelity']:.3f}" + ("*" if summary[d][a]["flag_rate"] else "")
                + ("†" if summary[d][a]["refusal_rate"] else "")

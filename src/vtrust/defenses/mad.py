@@ -28,7 +28,7 @@ import numpy as np
 from vtrust.catalog import register
 from vtrust.errors import InputError
 from vtrust.models import build_model
-from vtrust.models.training import predict_proba
+from vtrust.models.training import TrainConfig, fit_arrays, predict_proba
 from vtrust.models.zoo import ARCHITECTURES
 from vtrust.oracle import QueryDefense
 
@@ -40,18 +40,24 @@ class MadParams:
     Attributes:
         epsilon: L1 distortion budget per answer (0 … 2).
         keep_top1: MAD-argmax: never change the top-1 class.
-        surrogate: architecture of the randomly initialised surrogate.
+        surrogate: architecture of the surrogate (randomly initialised, as in the paper).
+        warm_epochs: if > 0, the surrogate is first trained that many epochs on the
+            defender's data (a warm-started surrogate: a thief's model some way into its
+            training, rather than at its start).
         seed: initialises the surrogate (with the deployment's seed).
     """
 
     epsilon: float = 1.0
     keep_top1: bool = True
     surrogate: str = "mlp"
+    warm_epochs: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.epsilon <= 2:
             raise InputError(f"epsilon (an L1 distance) must be in [0, 2], got {self.epsilon}")
+        if self.warm_epochs < 0:
+            raise InputError(f"warm_epochs must be non-negative, got {self.warm_epochs}")
         if self.surrogate not in ARCHITECTURES:
             raise InputError(
                 f"unknown surrogate architecture {self.surrogate!r}; "
@@ -110,6 +116,11 @@ class Mad(QueryDefense):
                 else secrets.randbits(62)
             ),
         )
+        if self.params.warm_epochs:
+            ref = context.reference
+            fit_arrays(self.surrogate, ref.x, ref.y, TrainConfig(epochs=self.params.warm_epochs),
+                       desc="MAD surrogate (warm start)")  # fmt: skip
+            self.surrogate.eval()
 
     def transform(self, client_id, x, probs):
         if self.surrogate is None:

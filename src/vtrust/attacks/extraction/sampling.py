@@ -68,27 +68,52 @@ class LineSearchParams(ExtractionParams):
     ``steps`` midpoints each between queried points of different classes, ``pairs``
     segments at a time."""
 
-    source: Literal["uniform", "gaussian"] = "uniform"
+    source: Literal["uniform", "gaussian", "attacker"] = "uniform"
     seeds: int = 100
     steps: int = 6
     pairs: int = 50
+    mix_natural: float = 0.0
+    bounded_steps: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.seeds < 2 or self.steps < 1 or self.pairs < 1:
             raise InputError("line search needs seeds ≥ 2, steps ≥ 1 and pairs ≥ 1")
+        if not 0.0 <= self.mix_natural < 1.0:
+            raise InputError(f"mix_natural must be in [0, 1), got {self.mix_natural}")
+
+
+def nearest_gaps(x: np.ndarray) -> np.ndarray:
+    """Each image's L2 distance to the nearest other one: the attacker's estimate of the
+    gaps in a benign client's query stream (what PRADA's statistic is made of)."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    sq = (flat**2).sum(axis=1)
+    d2 = sq[:, None] + sq[None, :] - 2.0 * flat @ flat.T
+    np.fill_diagonal(d2, np.inf)
+    return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
 
 
 class LineSearchRetraining(ExtractionAttack):
     """Tramèr et al. (2016), adaptive retraining by line search: after random queries,
     repeatedly bisect segments between points the victim labels differently, so the
-    transfer set concentrates near the decision boundaries."""
+    transfer set concentrates near the decision boundaries.
+
+    Against PRADA (whose alarm is a stream of ever-smaller gaps between a client's
+    queries — exactly what bisection makes): ``bounded_steps`` stops bisecting a segment
+    once its half-length falls below a draw from the gaps between the attacker's own
+    in-distribution images, and ``mix_natural`` interleaves that share of queries with
+    those images."""
 
     kind = "line-search"
 
     def run(self, resources: AttackerResources, *, budget=None, seed=0):
         params: LineSearchParams = self.params  # type: ignore[assignment]
         session, timer, rng = self.start(resources, budget, seed)
+        gaps = None
+        if params.bounded_steps:
+            if resources.data is None or len(resources.data) < 2:
+                raise InputError("bounded_steps estimates benign gaps from attacker data")
+            gaps = nearest_gaps(resources.data.x)
         with timer.stage("query"):
             points = draw_inputs(params.source, min(params.seeds, session.budget), resources, rng)
             labels = session.ask(points).argmax(axis=1)
@@ -106,6 +131,12 @@ class LineSearchRetraining(ExtractionAttack):
                 a, b = points[a_idx[keep]].copy(), points[b_idx[keep]].copy()
                 la = labels[a_idx[keep]]
                 for _ in range(params.steps):
+                    if gaps is not None:  # only segments still wider than a benign gap
+                        half = np.sqrt(((a - b).reshape(len(a), -1) ** 2).sum(axis=1)) / 2
+                        wide = half >= rng.choice(gaps, size=len(a))
+                        a, b, la = a[wide], b[wide], la[wide]
+                        if len(a) == 0:
+                            break
                     mid = (a + b) / 2
                     got = session.ask(mid).argmax(axis=1)
                     if len(got) < len(mid):
@@ -114,9 +145,15 @@ class LineSearchRetraining(ExtractionAttack):
                     a[same], b[~same] = mid[same], mid[~same]
                     points = np.concatenate([points, mid])
                     labels = np.concatenate([labels, got])
+                    if params.mix_natural and not session.exhausted:
+                        extra = int(round(params.mix_natural / (1 - params.mix_natural) * len(mid)))
+                        natural = draw_inputs("attacker", extra, resources, rng)
+                        got = session.ask(natural).argmax(axis=1)
+                        points = np.concatenate([points, natural[: len(got)]])
+                        labels = np.concatenate([labels, got])
         return finish(
             self.kind, session, timer, params.training, seed=seed,
-            details={"source": params.source},
+            details={"source": params.source, "queries_natural": params.mix_natural},
         )  # fmt: skip
 
 
