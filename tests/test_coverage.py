@@ -91,3 +91,27 @@ def test_bad_parameters_are_refused(params):
     with pytest.raises(CatalogError):
         parse_entry("defenses", f'kind = "extraction-warning"\n[params]\n{params}',
                     name="bad", source="bad.toml")  # fmt: skip
+
+
+def test_a_tampered_state_file_is_refused_not_loaded(tmp_path, mlp_victim, digits):
+    """Negative counts would lower a thief's progress: refused at load. A state of
+    another tree's size is refused when first used, before it is counted on."""
+    from vtrust.errors import InputError
+
+    oracle = Deployment.of(["extraction-warning"]).oracle(mlp_victim, digits.victim, seed=0)
+    oracle.query(digits.test.x[:40], client_id="c")
+    warning = detector(oracle)
+    path = warning.save_state(tmp_path / "state.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    for name, bad in (("negative", -arrays["s0/counts"] - 1), ("short", arrays["s0/counts"][:5])):
+        np.savez(tmp_path / f"{name}.npz", **{**arrays, "s0/counts": bad})
+        fresh = detector(Deployment.of(["extraction-warning"]).oracle(mlp_victim, digits.victim,
+                                                                       seed=0))  # fmt: skip
+        if name == "negative":
+            with pytest.raises(StateFileError):
+                fresh.load_state(tmp_path / f"{name}.npz")
+        else:
+            fresh.load_state(tmp_path / f"{name}.npz")
+            with pytest.raises(InputError, match="another deployment"):
+                fresh.observe("c", digits.test.x[:4], predict_proba(mlp_victim, digits.test.x[:4]))
