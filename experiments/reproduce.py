@@ -5,7 +5,8 @@ figure left the spread of the committed results.
     python experiments/reproduce.py [--only study,study] [--check] [--results DIR]
                                     [--readme README.md]
 
-Each study runs with its defaults (three seeds) and writes ``results/<study>/``; the
+Each study runs with its defaults (three seeds; a ``<script>-mnist`` study is
+``<script>.py`` on the MNIST IDX files of ``--mnist``) and writes ``results/<study>/``; the
 committed ``results/<study>/results.json`` files are the reference. ``--check`` (``make
 reproduce-check``) compares every rerun with the committed version of its file (``git
 show HEAD:…``, or the file as it was before the rerun outside a git checkout) by
@@ -36,7 +37,10 @@ from vtrust.report import without_timings
 HERE = Path(__file__).resolve().parent
 STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom",
            "ownership", "entangled", "metering", "adaptive",
-           "stealing", "stealers"]  # fmt: skip
+           "stealing", "stealers", "poisoning-mnist"]  # fmt: skip
+# a study named "<script>-mnist" is experiments/<script>.py on real MNIST (the IDX test
+# set in ``--mnist``, passed as ``--dataset idx:DIR``); skipped, with a line, without it
+MNIST_SUFFIX = "-mnist"
 
 
 def committed(path: Path) -> dict[str, Any] | None:
@@ -92,6 +96,9 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(STUDIES),
                         help="Comma-separated studies (default: all).")  # fmt: skip
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--mnist", type=Path, default=HERE.parent.parent / "shared/data/mnist",
+                        help="MNIST IDX files for the *-mnist studies (default: "
+                        "../shared/data/mnist beside the checkout).")  # fmt: skip
     parser.add_argument("--readme", type=Path, default=Path("README.md"),
                         help="The README whose results section is regenerated.")  # fmt: skip
     parser.add_argument("--study-args", default="",
@@ -116,11 +123,18 @@ def main() -> None:
     record = json.loads(record_path.read_text()) if record_path.exists() else {"seconds": {}}
     problems: list[str] = []
     for study in studies:
+        script, dataset = study.removesuffix(MNIST_SUFFIX), []
+        if study.endswith(MNIST_SUFFIX):
+            if not any(args.mnist.glob("t10k-images*")):
+                print(f"[reproduce] {study}: skipped (no MNIST IDX files in {args.mnist})",
+                      file=sys.stderr)  # fmt: skip
+                continue
+            dataset = ["--dataset", f"idx:{args.mnist}"]
         print(f"[reproduce] {study} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
         out = args.results / study
-        subprocess.run([sys.executable, str(HERE / f"{study}.py"), *shlex.split(args.study_args),
-                        "--out", str(out)], check=True)  # fmt: skip
+        subprocess.run([sys.executable, str(HERE / f"{script}.py"), *dataset,
+                        *shlex.split(args.study_args), "--out", str(out)], check=True)  # fmt: skip
         record["seconds"][study] = time.perf_counter() - started
         print(f"[reproduce] {study}: {record['seconds'][study] / 60:.1f} min", file=sys.stderr)
         record_path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,16 @@ def test_the_regions_partition_the_defenders_data(warning_oracle):
     assert regions.n_leaves > 10 and regions.mass.max() < 0.5
 
 
+def test_the_leaf_lookup_is_scikit_learns(warning_oracle, digits):
+    """The hand-written projection and tree walk place every query where PCA.transform
+    and DecisionTreeClassifier.apply do (natural images included: off the data)."""
+    regions = detector(warning_oracle).regions
+    x = np.concatenate([digits.test.x, natural_image_pool(300, digits.input_shape, seed=2)])
+    reference = regions.tree.apply(regions.pca.transform(x.reshape(len(x), -1)))
+    numbering = np.cumsum(regions.tree.tree_.children_left == -1) - 1
+    np.testing.assert_array_equal(regions.leaf(x), numbering[reference])
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(min_value=0, max_value=2**31 - 1), st.integers(min_value=1, max_value=3))
 def test_progress_never_falls_and_stays_in_the_unit_interval(warning_oracle, digits, seed, hits):

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import pytest
+
 from vtrust.catalog import load_entry
 from vtrust.evaluation import defenses as ev
 
@@ -49,3 +51,13 @@ def test_poisoning_sweep_rows(mlp_victim, digits):
     assert defended["distortion_l1"] > 0.5
     assert defended["thief_accuracy_probs"] < base["thief_accuracy_probs"] - 0.1
     assert abs(defended["thief_accuracy_labels"] - base["thief_accuracy_labels"]) < 1e-9
+
+
+def test_a_sweep_point_may_set_several_parameters_at_once():
+    entry = load_entry("defenses", "reverse-sigmoid")
+    point = ev.with_strength(entry, "beta,gamma", (2.0, 0.7))
+    assert (point.params.beta, point.params.gamma) == (2.0, 0.7)
+    assert point.name == "reverse-sigmoid[beta=2.0,gamma=0.7]"
+    assert ev.with_strength(entry, "beta", 0.5).params.gamma == entry.params.gamma
+    with pytest.raises(ValueError, match="2 parameters, 1 values"):
+        ev.with_strength(entry, "beta,gamma", (2.0,))

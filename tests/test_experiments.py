@@ -65,6 +65,8 @@ REDUCED = [
                      "--thief-steps", "50", "--seeds", "1"]),
     ("stealing.py", ["--attacks", "knockoff-attacker-400", "--thief-steps", "50", "--clients",
                      "3", "--seeds", "1"]),
+    ("poisoning.py", ["--defenses", "mad-argmax", "--budget", "100", "--thief-steps", "30",
+                      "--seeds", "1"]),
     ("stealers.py", ["--attacks", "cloudleak-2k", "--defenses", "none", "--thief-steps", "30",
                      "--seeds", "1"]),
 ]  # fmt: skip
@@ -113,3 +115,16 @@ def test_reproduce_check_names_each_figure_that_left_the_committed_spread(tmp_pa
     assert "scrambling: models.mlp.unscrambling_bit_exact: True differs" in check.stderr
     # exactly the two altered figures: the rerun reproduced every other one
     assert "check failed: 2 figures left the committed spread" in check.stderr
+
+
+def test_a_papers_figure_path_may_name_a_key_that_holds_dots():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        from readme_results import figure_at
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    results = {"points": {"rs[beta=1.0,gamma=0.4]": {"fidelity": 0.2}, "rs": {"fidelity": 0.9}}}
+    assert figure_at(results, "points.rs[beta=1.0,gamma=0.4].fidelity") == 0.2
+    assert figure_at(results, "points.rs.fidelity") == 0.9
+    assert figure_at(results, "points.rs[beta=2.0].fidelity") is None
+    assert figure_at(results, "points.rs.fidelity.more") is None

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from vtrust.catalog import CatalogError, parse_entry
 from vtrust.data.natural import natural_image_pool
 from vtrust.defenses.deployment import Deployment
-from vtrust.defenses.misinformation import train_misinformation
+from vtrust.defenses.misinformation import affine_form, train_misinformation
 from vtrust.models import build_model
 from vtrust.models.training import predict_proba
 
@@ -52,6 +52,15 @@ def test_misinformation_model_puts_its_mass_off_the_true_class(digits):
     assert p[np.arange(len(p)), digits.test.y].mean() < 0.02
 
 
+def test_the_affine_shortcut_answers_as_the_torch_model_does(am_oracle, digits):
+    (am,) = am_oracle.defenses
+    assert am.affine is not None  # the default misinformation model is one linear layer
+    x = natural_image_pool(64, digits.input_shape, seed=5)
+    np.testing.assert_allclose(am.wrong_answers(x), predict_proba(am.misinformation, x),
+                               atol=1e-5)  # fmt: skip
+    assert affine_form(build_model("mlp", digits.input_shape, 10, seed=0)) is None
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(min_value=0, max_value=2**31 - 1))
 def test_answers_are_probability_rows(am_oracle, digits, seed):
@@ -84,3 +93,19 @@ def test_a_client_refused_at_its_first_query_gets_a_refusal_not_a_crash(mlp_vict
     assert refusal.value.defense == "default" and refusal.value.queries <= 8
     with pytest.raises(QueryRefused):  # later calls are refused before any transform
         oracle.query(x[:4], client_id="thief")
+
+
+def test_the_fused_and_general_paths_give_the_same_answers(am_oracle, digits):
+    """The affine misinformation model inside the density product answers as the general
+    path (density score, then the model on the active rows) does."""
+    (am,) = am_oracle.defenses
+    x = np.concatenate([digits.test.x[:32], natural_image_pool(32, digits.input_shape, seed=6)])
+    probs = np.full((64, 10), 0.1)
+    fused = am.transform("c", x, probs)
+    saved, am.fused = am.fused, None
+    try:
+        general = am.transform("c", x, probs)
+    finally:
+        am.fused = saved
+    np.testing.assert_allclose(fused, general, atol=1e-4)
+    assert (fused[:32] == probs[:32]).all()  # benign rows untouched (α below the floor)

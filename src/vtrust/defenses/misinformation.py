@@ -20,7 +20,9 @@ cross-fitted benign scores (so about that share of benign queries is misinformed
 ``margin`` moves it further down, in units of ``w``.
 
 Batched: one low-rank score per query, and the misinformation model runs only on the
-rows whose α is above ``1e-3``.
+rows whose α is above ``1e-3``; a misinformation model that is one affine map (the default
+``softmax``) is instead evaluated on every row inside the density score's own matrix
+product (``x @ W`` from the centred queries), with no torch call per batch.
 """
 
 from __future__ import annotations
@@ -89,6 +91,27 @@ def train_misinformation(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, *
     return model.eval()
 
 
+def affine_form(model: torch.nn.Module) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(W, b)`` with ``model(x) = flatten(x) @ W + b`` when ``model`` is a sequence of
+    flattens and exactly one linear layer (the zoo's ``softmax``); otherwise None."""
+    modules = [m for m in model.modules() if not list(m.children())]
+    linear = [m for m in modules if isinstance(m, torch.nn.Linear)]
+    others = [m for m in modules if not isinstance(m, (torch.nn.Linear, torch.nn.Flatten))]
+    if len(linear) != 1 or others:
+        return None
+    layer = linear[0]
+    weight = layer.weight.detach().double().numpy().T.copy()
+    if layer.bias is None:
+        return weight, np.zeros(weight.shape[1])
+    return weight, layer.bias.detach().double().numpy().copy()
+
+
+def softmax_rows(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a float64 array (stable: the row maximum is subtracted)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 class AdaptiveMisinformation(QueryDefense):
     """Adaptive Misinformation as an oracle transform (see the module docstring)."""
 
@@ -98,6 +121,8 @@ class AdaptiveMisinformation(QueryDefense):
         self.params = params
         self.density: DensityModel | None = None
         self.misinformation: torch.nn.Module | None = None
+        self.affine: tuple[np.ndarray, np.ndarray] | None = None
+        self.fused: tuple[tuple[np.ndarray, np.ndarray], np.ndarray] | None = None
         self.tau = self.width = 0.0
 
     def bind(self, context: Any) -> None:
@@ -113,6 +138,12 @@ class AdaptiveMisinformation(QueryDefense):
         model = build_model(p.misinformation, ref.input_shape, ref.n_classes, seed=seed)
         self.misinformation = train_misinformation(model, ref.x, ref.y, epochs=p.epochs,
                                                    lr=p.lr, seed=seed)  # fmt: skip
+        self.affine = affine_form(self.misinformation)
+        if self.affine is not None and self.density is not None:
+            # x @ W + b = (x − mean) @ W + (mean @ W + b): the density's own product
+            weight, bias = self.affine
+            self.fused = (self.density.joint_with(weight), self.density.mean @ weight + bias)
+            # (the float32 product: scores to ≈ 1e-5 relative, far inside α's resolution)
 
     @staticmethod
     def _confidence_out_of_fold(context: Any, seed: int) -> np.ndarray:
@@ -134,22 +165,41 @@ class AdaptiveMisinformation(QueryDefense):
 
     def weights(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """α of each query: 0 in distribution, → 1 far out of it."""
-        z = self.params.steepness * (self.tau - self.scores(x, probs)) / self.width
+        return self.alpha(self.scores(x, probs))
+
+    def alpha(self, scores: np.ndarray) -> np.ndarray:
+        """α for out-of-distribution scores (a logistic in the score's distance below τ)."""
+        z = self.params.steepness * (self.tau - scores) / self.width
         return 1.0 / (1.0 + np.exp(-np.clip(z, -50.0, 50.0)))
 
     def transform(self, client_id: str, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
         if self.misinformation is None:
             raise InputError("adaptive misinformation is not deployed: call bind() first")
+        if self.fused is not None and self.density is not None:
+            # one product gives the scores and the misinformation logits of every row
+            scores, logits = self.density.score_joint(x, self.fused[0])
+            alpha = self.alpha(scores)
+            alpha = np.where(alpha > ACTIVE, alpha, 0.0)[:, None]  # as the general path
+            return probs + alpha * (softmax_rows(logits + self.fused[1]) - probs)
         alpha = self.weights(x, probs)
         active = np.flatnonzero(alpha > ACTIVE)
         if len(active) == 0:
             return probs
-        with torch.no_grad():
-            wrong = torch.softmax(self.misinformation(torch.from_numpy(x[active])), dim=1)
         out = probs.copy()
         a = alpha[active, None]
-        out[active] = (1.0 - a) * probs[active] + a * wrong.double().numpy()
+        out[active] = (1.0 - a) * probs[active] + a * self.wrong_answers(x[active])
         return out
+
+    def wrong_answers(self, x: np.ndarray) -> np.ndarray:
+        """The misinformation model's probabilities (float64) for ``x``."""
+        if self.affine is not None:
+            weight, bias = self.affine
+            return softmax_rows(x.reshape(len(x), -1).astype(np.float64) @ weight + bias)
+        if self.misinformation is None:
+            raise InputError("adaptive misinformation is not deployed: call bind() first")
+        with torch.no_grad():
+            wrong = torch.softmax(self.misinformation(torch.from_numpy(x)), dim=1)
+        return wrong.double().numpy()
 
 
 register(

@@ -267,9 +267,15 @@ def thieves_behind(
 
 
 def with_strength(entry: Entry, field: str, value: Any) -> Entry:
-    """A copy of a defense entry with one parameter changed (for sweeps)."""
-    params = dataclasses.replace(entry.params, **{field: value})
-    return dataclasses.replace(entry, name=f"{entry.name}[{field}={value}]", params=params)
+    """A copy of a defense entry with one parameter changed (for sweeps); ``field``
+    ``"a,b"`` with a tuple ``value`` changes several at once (a grid point)."""
+    fields = field.split(",")
+    values = tuple(value) if len(fields) > 1 else (value,)
+    if len(values) != len(fields):
+        raise ValueError(f"{field}: {len(fields)} parameters, {len(values)} values")
+    params = dataclasses.replace(entry.params, **dict(zip(fields, values, strict=True)))
+    label = ",".join(f"{f}={v}" for f, v in zip(fields, values, strict=True))
+    return dataclasses.replace(entry, name=f"{entry.name}[{label}]", params=params)
 
 
 def utility(victim: nn.Module, splits: Splits, deployment: Deployment, *, seed: int = 0):
@@ -292,10 +298,12 @@ def poisoning(
     *,
     budget: int | None = None,
     seed: int = 0,
+    modes: Sequence[OutputMode] = (OutputMode.PROBS, OutputMode.LABELS),
 ) -> list[dict[str, Any]]:
     """For each (defense, parameter, values) sweep and each value: defender utility and
-    the accuracy and fidelity of a probability-trained and a label-only thief. The
-    first row is the undefended baseline."""
+    the accuracy and fidelity of a thief per answer mode (``modes``: by default a
+    probability-trained and a label-only one). The first row is the undefended
+    baseline."""
     cells: list[tuple[str, str, Any, Deployment]] = [("none", "", None, Deployment())]
     for entry, field, values in sweeps:
         for v in values:
@@ -304,7 +312,7 @@ def poisoning(
     for name, field, value, deployment in progress.bar(cells, desc="poisoning sweep"):
         row: dict[str, Any] = {"defense": name, "parameter": field, "value": value}
         row.update(utility(victim, splits, deployment, seed=seed))
-        for mode in (OutputMode.PROBS, OutputMode.LABELS):
+        for mode in modes:
             result = run_entry(
                 attack,
                 victim,
