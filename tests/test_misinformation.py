@@ -109,3 +109,21 @@ def test_the_fused_and_general_paths_give_the_same_answers(am_oracle, digits):
         am.fused = saved
     np.testing.assert_allclose(fused, general, atol=1e-4)
     assert (fused[:32] == probs[:32]).all()  # benign rows untouched (α below the floor)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.floats(min_value=1.0, max_value=38.0), st.integers(min_value=0, max_value=2**31 - 1))
+def test_enormous_inputs_get_probability_rows_or_a_clear_error(am_oracle, digits, exponent, seed):
+    """Law: however large a finite query (the float32 fused product may overflow where
+    the float64 path does not), the answer is a probability row — or, when the model
+    itself overflows, an InputError; never NaN."""
+    from vtrust.errors import InputError
+
+    rng = np.random.default_rng(seed)
+    x = (rng.choice([-1.0, 1.0], (4, *digits.input_shape)) * 10.0**exponent).astype(np.float32)
+    try:
+        out = am_oracle.query(x, client_id="huge")
+    except InputError as error:
+        assert "not finite" in str(error)
+        return
+    assert np.isfinite(out).all() and np.allclose(out.sum(axis=1), 1.0)

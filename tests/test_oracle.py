@@ -37,6 +37,19 @@ def test_bad_queries_are_refused_with_clear_error(small_mlp, digits, bad):
         Oracle(small_mlp, digits.input_shape).query(bad)
 
 
+def test_inputs_the_model_overflows_on_are_refused_before_any_defense_sees_them(small_mlp, digits):
+    """Finite but enormous values make the model's float32 logits infinite: a clear error
+    naming the row (not NaN answers, nor NaN in a detector's state), nothing counted."""
+    prada = load_entry("defenses", "prada").build()
+    oracle = Oracle(small_mlp, digits.input_shape, defenses=[prada])
+    oracle.query(digits.test.x[:5], client_id="a")
+    huge = np.full((1, *digits.input_shape), 3e38, np.float32)
+    with pytest.raises(InputError, match=r"not finite for 1 of 3 inputs \(first: row 2\)"):
+        oracle.query(np.concatenate([digits.test.x[5:7], huge]), client_id="a")
+    assert oracle.client("a").queries == 5
+    assert np.isfinite(oracle.query(digits.test.x[5:7], client_id="a")).all()
+
+
 def test_transform_chain(small_mlp, digits):
     x = digits.test.x[:100]
     clean = Oracle(small_mlp, digits.input_shape).query(x)

@@ -175,12 +175,21 @@ class AdaptiveMisinformation(QueryDefense):
     def transform(self, client_id: str, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
         if self.misinformation is None:
             raise InputError("adaptive misinformation is not deployed: call bind() first")
-        if self.fused is not None and self.density is not None:
+        if self.fused is None or self.density is None:
+            return self._blend(x, probs)
+        with np.errstate(over="ignore", invalid="ignore"):
             # one product gives the scores and the misinformation logits of every row
             scores, logits = self.density.score_joint(x, self.fused[0])
             alpha = self.alpha(scores)
             alpha = np.where(alpha > ACTIVE, alpha, 0.0)[:, None]  # as the general path
-            return probs + alpha * (softmax_rows(logits + self.fused[1]) - probs)
+            out = probs + alpha * (softmax_rows(logits + self.fused[1]) - probs)
+        overflowed = ~np.isfinite(out).all(axis=1)  # inputs far outside float32's range
+        if overflowed.any():
+            out[overflowed] = self._blend(x[overflowed], probs[overflowed])
+        return out
+
+    def _blend(self, x: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """The general path: float64 scores, the misinformation model on active rows."""
         alpha = self.weights(x, probs)
         active = np.flatnonzero(alpha > ACTIVE)
         if len(active) == 0:

@@ -287,6 +287,12 @@ class Target:
                     f"the model returned shape {out.shape} for a batch of {n} "
                     f"({self.n_classes} classes expected)"
                 )
+            if not np.isfinite(out).all():
+                bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
+                raise InputError(
+                    f"the model's outputs are not finite for {len(bad)} of {n} inputs "
+                    f"(first: row {start + int(bad[0])}): values far outside its input range"
+                )
             parts.append(out)
         if not parts:
             return np.zeros((0, self.n_classes))
