@@ -5,6 +5,7 @@ as in the MAD paper).
 
     python experiments/defenses.py [--dataset digits|idx:DIR] [--seed S] [--clients N]
         [--attack-seeds N] [--sweeps mad-argmax,reverse-sigmoid,...]
+        [--victim mlp|cnn] [--parts benign,detection,split,presets,poisoning]
 
 Writes ``results/defenses/results.json``, ``report.md`` and PNG plots. On digits each
 benign client sends the whole test split; on larger data ``--per-client`` (default
@@ -39,6 +40,7 @@ from vtrust.models import accuracy  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402
 
+PARTS = ("benign", "detection", "split", "presets", "poisoning")
 DETECTORS = ("prada", "shift")
 SPLIT_DETECTORS = ("prada", "shift", "shift-global")
 POISON_ATTACK = "knockoff-attacker-probs"
@@ -78,6 +80,10 @@ def main() -> None:
         help="comma-separated poisoning defenses to sweep",
     )
     parser.add_argument("--out", type=Path, default=Path("results/defenses"))
+    parser.add_argument("--victim", choices=("mlp", "cnn"), default="mlp")
+    parser.add_argument("--parts", default=None,
+                        help=f"Comma-separated parts of the study ({', '.join(PARTS)}; "
+                        "default: all). The committed MNIST run has only presets.")  # fmt: skip
     add_subset_option(parser, "attacks", what="extraction attacks against the detectors")
     add_thief_steps_option(parser)
     add_seed_options(parser, jobs=3)
@@ -89,53 +95,75 @@ def main() -> None:
     poison_attack, preset_attack = with_thief_steps(
         parser, [load_entry("attacks", POISON_ATTACK), load_entry("attacks", PRESET_ATTACK)],
         args.thief_steps)  # fmt: skip
+    parts = subset(parser, "parts", args.parts, PARTS)
     if run_over_seeds(__file__, args, study="defenses"):
         return
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
     splits = load_dataset(args.dataset, seed=args.seed)
     per_client = None if args.dataset == "digits" else args.per_client
-    victim = train_model(splits, "mlp", seed=args.seed).model
+    victim = train_model(splits, args.victim, seed=args.seed).model
     detectors = [load_entry("defenses", n) for n in DETECTORS]
     results = {
         "dataset": args.dataset,
         "seed": args.seed,
+        "victim": args.victim,
         "victim_accuracy": accuracy(victim, splits.test),
         "detectors": {e.name: e.to_json() for e in detectors},
     }
-
-    progress.stage("[defenses] benign clients")
-    results["false_positives"] = ev.false_positives(
-        victim, splits, detectors, clients=args.clients, per_client=per_client, seed=args.seed
-    )
-    progress.stage("[defenses] attacks against the detectors")
-    seeds = [args.seed + i for i in range(args.attack_seeds)]
-    results["detection"] = ev.detection(victim, splits, detectors, attacks, seeds=seeds)
-    progress.stage("[defenses] attacker split over many client ids")
-    split_entries = [load_entry("defenses", n) for n in SPLIT_DETECTORS]
-    results["split_attacker"] = ev.split_attacker(victim, splits, split_entries, seed=args.seed)
-    progress.stage("[defenses] acting deployments: benign clients and the natural-image thief")
-    presets = [load_entry("defenses", n) for n in PRESETS]
-    results["presets"] = {
-        "benign": {e.name: ev.served_to_benign(victim, splits, Deployment((e,)),
-                                               clients=args.clients, per_client=per_client,
-                                               seed=args.seed) for e in presets},
-        "thieves": ev.thieves_behind(victim, splits, presets, [preset_attack],
-                                     budget=PRESET_BUDGET, seed=args.seed),
-    }  # fmt: skip
-    progress.stage("[defenses] prediction poisoning sweep")
-    chosen = set(args.sweeps.split(","))
-    sweeps = [(load_entry("defenses", n), f, v) for n, f, v in SWEEPS if n in chosen]
-    results["poisoning"] = ev.poisoning(victim, splits, sweeps, poison_attack, seed=args.seed)
+    if "benign" in parts:
+        progress.stage("[defenses] benign clients")
+        results["false_positives"] = ev.false_positives(
+            victim, splits, detectors, clients=args.clients, per_client=per_client,
+            seed=args.seed)  # fmt: skip
+    if "detection" in parts:
+        progress.stage("[defenses] attacks against the detectors")
+        seeds = [args.seed + i for i in range(args.attack_seeds)]
+        results["detection"] = ev.detection(victim, splits, detectors, attacks, seeds=seeds)
+    if "split" in parts:
+        progress.stage("[defenses] attacker split over many client ids")
+        split_entries = [load_entry("defenses", n) for n in SPLIT_DETECTORS]
+        results["split_attacker"] = ev.split_attacker(victim, splits, split_entries,
+                                                      seed=args.seed)  # fmt: skip
+    if "presets" in parts:
+        progress.stage("[defenses] acting deployments: benign clients and the natural-image thief")
+        presets = [load_entry("defenses", n) for n in PRESETS]
+        results["presets"] = {
+            "benign": {e.name: ev.served_to_benign(victim, splits, Deployment((e,)),
+                                                   clients=args.clients, per_client=per_client,
+                                                   seed=args.seed) for e in presets},
+            "thieves": ev.thieves_behind(victim, splits, presets, [preset_attack],
+                                         budget=PRESET_BUDGET, seed=args.seed),
+        }  # fmt: skip
+    if "poisoning" in parts:
+        progress.stage("[defenses] prediction poisoning sweep")
+        chosen = set(args.sweeps.split(","))
+        sweeps = [(load_entry("defenses", n), f, v) for n, f, v in SWEEPS if n in chosen]
+        results["poisoning"] = ev.poisoning(victim, splits, sweeps, poison_attack,
+                                            seed=args.seed)  # fmt: skip
     results["seconds"] = time.perf_counter() - started
     write_report(results, args)
 
 
 def write_report(results: dict, args) -> None:
     report = Report(f"Query-side defenses on {args.dataset} (seed {args.seed})")
+    report.add_text(f"Victim: {results['victim'].upper()}, test accuracy "
+                    f"{results['victim_accuracy']:.4f}.")  # fmt: skip
+    for part, write in (("false_positives", _benign_part), ("detection", _detection_part),
+                        ("split_attacker", _split_part), ("presets", _presets_part),
+                        ("poisoning", _poisoning_part)):  # fmt: skip
+        if part in results:
+            write(report, results)
+    report.add_text(f"Total time {results['seconds']:.0f} s.")
+    results["numerics"] = numerics_record()
+    report.write(args.out, results, json_name="results.json")
+    progress.stage(f"[defenses] wrote {args.out / 'report.md'}")
+
+
+def _benign_part(report: Report, results: dict) -> None:
     fp = results["false_positives"]
     report.add_text(
-        f"Victim: MLP, test accuracy {results['victim_accuracy']:.4f}. Benign traffic: "
+        "Benign traffic: "
         + ", ".join(
             f"{name}: {r['flagged']} of {r['clients']} clients flagged "
             f"({r['queries_per_client']} queries each"
@@ -145,6 +173,9 @@ def write_report(results: dict, args) -> None:
         )
         + "."
     )
+
+
+def _detection_part(report: Report, results: dict) -> None:
     rows = results["detection"]
     report.add_table(
         "Detection per extraction attack (attacking clients flagged, median queries to flag)",
@@ -161,6 +192,9 @@ def write_report(results: dict, args) -> None:
             for r in rows
         ],
     )
+
+
+def _split_part(report: Report, results: dict) -> None:
     split = results["split_attacker"]
     report.add_table(
         "Natural-image Knockoff split over client ids (4 queries each), among benign traffic",
@@ -180,10 +214,14 @@ def write_report(results: dict, args) -> None:
             for name, r in split.items()
         ],
     )
+
+
+def _presets_part(report: Report, results: dict) -> None:
     presets = results["presets"]
     report.add_table(
         f"Acting deployments: {PRESET_ATTACK} at {PRESET_BUDGET} queries (fidelity; queries "
-        f"answered) and {fp[next(iter(fp))]['clients']} benign clients (refused; top-1 "
+        f"answered) and {next(iter(presets['benign'].values()))['clients']} benign clients "
+        "(refused; top-1 "
         "accuracy served against undefended)",
         ["deployment", "thief fidelity (probs)", "thief fidelity (labels)", "benign refused",
          "benign accuracy served", "undefended"],
@@ -195,6 +233,9 @@ def write_report(results: dict, args) -> None:
             ("", "", ""))]
          for name in ["none", *presets["benign"]]],
     )  # fmt: skip
+
+
+def _poisoning_part(report: Report, results: dict) -> None:
     poison = results["poisoning"]
     report.add_table(
         f"Prediction poisoning against {POISON_ATTACK} (probability- and label-trained thief)",
@@ -236,10 +277,6 @@ def write_report(results: dict, args) -> None:
             ),  # fmt: skip
             f"Thief accuracy against {xlabel}; each line starts at the undefended point.",
         )
-    report.add_text(f"Total time {results['seconds']:.0f} s.")
-    results["numerics"] = numerics_record()
-    report.write(args.out, results, json_name="results.json")
-    progress.stage(f"[defenses] wrote {args.out / 'report.md'}")
 
 
 if __name__ == "__main__":

@@ -19,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import tomllib
+from mnist_runs import SUFFIX, study_command
 
 from vtrust.evaluation.spread import is_spread, spread
 from vtrust.report import markdown_table
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 PAPERS = Path(__file__).resolve().with_name("papers.toml")
-
-
-MNIST = "-mnist"  # results/<study>-mnist: <study>.py run on MNIST's IDX files
 
 
 def _load(results: Path, study: str) -> dict[str, Any] | None:
@@ -133,14 +131,18 @@ def watermark(r: dict, n: int) -> str:
 
 
 def defenses(r: dict, n: int) -> str:
-    fp = r["false_positives"]
-    flagged = [f"{name} {_total(v['flagged'], n)} of {_total(v['clients'], n)}"
-               for name, v in fp.items()]  # fmt: skip
-    text = "Benign clients flagged: " + ", ".join(flagged) + ".\n\n"
-    rows = [[d["attack"], d["detector"], f"{_total(d['detected'], n)} of {_total(d['clients'], n)}",
-             _f(d["median_queries"], 0)] for d in r["detection"]]  # fmt: skip
-    text += markdown_table(["attack", "detector", "attacking clients flagged (all seeds)",
-                            "median queries to the flag"], rows)  # fmt: skip
+    text = (f"{_data(r)}, {str(r.get('victim', 'mlp')).upper()} victim (test accuracy "
+            f"{_f(r['victim_accuracy'], 4)}).\n\n")  # fmt: skip
+    if "false_positives" in r:
+        flagged = [f"{name} {_total(v['flagged'], n)} of {_total(v['clients'], n)}"
+                   for name, v in r["false_positives"].items()]  # fmt: skip
+        text += "Benign clients flagged: " + ", ".join(flagged) + ".\n\n"
+    if "detection" in r:
+        rows = [[d["attack"], d["detector"],
+                 f"{_total(d['detected'], n)} of {_total(d['clients'], n)}",
+                 _f(d["median_queries"], 0)] for d in r["detection"]]  # fmt: skip
+        text += markdown_table(["attack", "detector", "attacking clients flagged (all seeds)",
+                                "median queries to the flag"], rows)  # fmt: skip
     poison = [[p["defense"], f"{p['parameter']}={p['value']}" if p["parameter"] else "",
                _f(p["defender_accuracy"]), _f(p["thief_accuracy_probs"]),
                _f(p["thief_accuracy_labels"])] for p in r.get("poisoning", [])]  # fmt: skip
@@ -488,7 +490,7 @@ STUDIES = [
     ("stealers", "CloudLeak and the data-free thief", stealers),
     ("poisoning-mnist", "Answer poisoning on MNIST: the probability thief", poisoning),
 ]
-RENDERERS = {study.removesuffix(MNIST): render for study, _, render in STUDIES}
+RENDERERS = {study.removesuffix(SUFFIX): render for study, _, render in STUDIES}
 
 
 def figure_at(results: Any, path: str) -> Any:
@@ -515,7 +517,7 @@ def style(paper: dict[str, Any]) -> tuple[int, str]:
 def papers(study: str, results: dict[str, Any]) -> str:
     """The table of published figures beside vtrust's, for one study ("" if none)."""
     entries = [p for p in tomllib.loads(PAPERS.read_text())["paper"]
-               if p["study"].removesuffix(MNIST) == study.removesuffix(MNIST)]  # fmt: skip
+               if p["study"].removesuffix(SUFFIX) == study.removesuffix(SUFFIX)]  # fmt: skip
     rows = [[p["name"], p["setting"], p["reported"], p["label"],
              "; ".join(f"{row} {_f(figure_at(results, p['figure'].replace('*', row)), *style(p))}"
                        for row in p["rows"])]
@@ -533,7 +535,7 @@ def render_study(study: str, data: dict[str, Any]) -> str:
     seeds = data.get("seeds")
     head = (f"*{len(seeds)} seeds ({', '.join(map(str, seeds))}): mean (min–max); one "
             "figure where every seed gave the same.*\n\n") if seeds else ""  # fmt: skip
-    render = RENDERERS[study.removesuffix(MNIST)]
+    render = RENDERERS[study.removesuffix(SUFFIX)]
     return head + render(results, len(seeds or [0])) + papers(study, results)
 
 
@@ -544,9 +546,8 @@ def section(results: Path) -> str:
     for study, title, _ in STUDIES:
         data = _load(results, study)
         took = times.get("seconds", {}).get(study) or (data or {}).get("seconds")
-        on_idx = str(figure_at((data or {}).get("across_seeds", data or {}), "dataset") or "")
-        command = f"python experiments/{study.removesuffix(MNIST)}.py" + (
-            " --dataset idx:../shared/data/mnist" if on_idx.startswith("idx:") else "")  # fmt: skip
+        script, *arguments = study_command(study)
+        command = " ".join([f"python experiments/{script}", *arguments])
         suffix = f" — `{command}`" + (
             f", {took / 60:.1f} min" if took else "")  # fmt: skip
         parts.append(f"### {title}{suffix}\n")

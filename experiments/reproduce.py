@@ -6,7 +6,8 @@ figure left the spread of the committed results.
                                     [--readme README.md]
 
 Each study runs with its defaults (three seeds; a ``<script>-mnist`` study is
-``<script>.py`` on the MNIST IDX files of ``--mnist``) and writes ``results/<study>/``; the
+``<script>.py`` on the MNIST IDX files of ``--mnist`` with the arguments
+``mnist_runs.MNIST_RUNS`` gives it) and writes ``results/<study>/``; the
 committed ``results/<study>/results.json`` files are the reference. ``--check`` (``make
 reproduce-check``) compares every rerun with the committed version of its file (``git
 show HEAD:…``, or the file as it was before the rerun outside a git checkout) by
@@ -31,16 +32,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mnist_runs import MNIST_RUNS, study_command
+
 from vtrust.evaluation.spread import deviations
 from vtrust.report import without_timings
 
 HERE = Path(__file__).resolve().parent
 STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom",
            "ownership", "entangled", "metering", "adaptive",
-           "stealing", "stealers", "poisoning-mnist"]  # fmt: skip
-# a study named "<script>-mnist" is experiments/<script>.py on real MNIST (the IDX test
-# set in ``--mnist``, passed as ``--dataset idx:DIR``); skipped, with a line, without it
-MNIST_SUFFIX = "-mnist"
+           "stealing", "stealers", *MNIST_RUNS]  # fmt: skip
 
 
 def committed(path: Path) -> dict[str, Any] | None:
@@ -123,17 +123,15 @@ def main() -> None:
     record = json.loads(record_path.read_text()) if record_path.exists() else {"seconds": {}}
     problems: list[str] = []
     for study in studies:
-        script, dataset = study.removesuffix(MNIST_SUFFIX), []
-        if study.endswith(MNIST_SUFFIX):
-            if not any(args.mnist.glob("t10k-images*")):
-                print(f"[reproduce] {study}: skipped (no MNIST IDX files in {args.mnist})",
-                      file=sys.stderr)  # fmt: skip
-                continue
-            dataset = ["--dataset", f"idx:{args.mnist}"]
+        if study in MNIST_RUNS and not any(args.mnist.glob("t10k-images*")):
+            print(f"[reproduce] {study}: skipped (no MNIST IDX files in {args.mnist})",
+                  file=sys.stderr)  # fmt: skip
+            continue
+        script, *study_args = study_command(study, args.mnist)
         print(f"[reproduce] {study} …", file=sys.stderr, flush=True)
         started = time.perf_counter()
         out = args.results / study
-        subprocess.run([sys.executable, str(HERE / f"{script}.py"), *dataset,
+        subprocess.run([sys.executable, str(HERE / script), *study_args,
                         *shlex.split(args.study_args), "--out", str(out)], check=True)  # fmt: skip
         record["seconds"][study] = time.perf_counter() - started
         print(f"[reproduce] {study}: {record['seconds'][study] / 60:.1f} min", file=sys.stderr)
