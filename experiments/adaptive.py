@@ -12,6 +12,9 @@ natural queries, steps sized to benign distances); line search → line search b
 the attacker's own images with no bisection step below a benign gap. Victim: the digits MLP of the
 defenses study; answers are probabilities (each entry's own labels setting).
 
+Also measures which out-of-distribution score separates the test split from the natural
+pool better (AUROC): Adaptive Misinformation's PPCA density or the model's confidence.
+
 Writes ``results/adaptive/results.json``, ``report.md`` and a plot.
 """
 
@@ -74,10 +77,12 @@ def main() -> None:
     splits = load_dataset(args.dataset, seed=args.seed)
     progress.stage("[adaptive] victim MLP")
     victim = train_model(splits, "mlp", seed=args.seed).model
+    separation = ev.ood_separation(victim, splits, seed=args.seed)
     rows = ev.thieves_behind(victim, splits, defenses, attacks, seed=args.seed,
                              outputs=(OutputMode.PROBS,))  # fmt: skip
     results = {"dataset": args.dataset, "seed": args.seed, "pairs": {a: PAIRS[a] for a in adaptive},
                "victim_accuracy": accuracy(victim, splits.test), "rows": rows,
+               "ood_separation": separation,
                "fidelity": fidelity_table(rows),
                "seconds": time.perf_counter() - started}  # fmt: skip
     write_report(results, args)
@@ -97,6 +102,12 @@ def write_report(results: dict, args) -> None:
         f"Victim MLP, test accuracy {results['victim_accuracy']:.4f}. Each cell: thief "
         "fidelity, queries answered, and the ids used / flagged / refused (first flag at "
         "the attacker's query shown after @)."
+    )
+    sep = results["ood_separation"]
+    report.add_text(
+        f"Out-of-distribution scores against the natural pool ({sep['samples']} images, half "
+        f"test split): AUROC {sep['density']:.4f} for Adaptive Misinformation's PPCA density "
+        f"(its default score), {sep['confidence']:.4f} for the model's top-1 probability."
     )
     cell = {(r["attack"], r["defense"]): r for r in results["rows"]}
     defenses = list(dict.fromkeys(r["defense"] for r in results["rows"]))

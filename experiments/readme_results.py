@@ -419,9 +419,13 @@ def adaptive(r: dict, n: int) -> str:
     order = list(dict.fromkeys(x for a, base in r["pairs"].items() for x in (base, a)))
     rows = [[a + ("" if a not in r["pairs"] else f" (adapts {r['pairs'][a]})"),
              *(shown(cell[a, d]) for d in defenses)] for a in order]  # fmt: skip
+    sep = r.get("ood_separation")
+    scores = ("" if sep is None else
+              f" Out-of-distribution score against the natural pool (AUROC): PPCA density "
+              f"{_f(sep['density'], 4)}, model confidence {_f(sep['confidence'], 4)}.")  # fmt: skip
     text = (f"{_data(r)} MLP victim (test accuracy {_f(r['victim_accuracy'], 4)}), probability "
             "answers. Each cell: thief fidelity, queries answered, and in how many seeds "
-            "any of the thief's client ids was flagged:\n\n")  # fmt: skip
+            "any of the thief's client ids was flagged." + scores + "\n\n")  # fmt: skip
     return text + markdown_table(["attack", *defenses], rows)
 
 
