@@ -127,3 +127,19 @@ def test_enormous_inputs_get_probability_rows_or_a_clear_error(am_oracle, digits
         assert "not finite" in str(error)
         return
     assert np.isfinite(out).all() and np.allclose(out.sum(axis=1), 1.0)
+
+
+def test_an_unseeded_deployment_trains_an_unpredictable_misinformation_model(mlp_victim, digits):
+    """Without a run seed the misinformation model comes from the CSPRNG: two deployments
+    differ (and neither is marked insecure); a seeded one is reproducible and says so."""
+    x = natural_image_pool(32, digits.input_shape, seed=7)
+
+    def wrong(seed):
+        oracle = Deployment.of(["misinformation"]).oracle(mlp_victim, digits.victim, seed=seed)
+        (am,) = oracle.defenses
+        return am.wrong_answers(x), am.insecure
+
+    (a, insecure_a), (b, _) = wrong(None), wrong(None)
+    assert not insecure_a and not np.allclose(a, b)
+    (c, insecure_c), (d, _) = wrong(3), wrong(3)
+    assert insecure_c and np.array_equal(c, d)

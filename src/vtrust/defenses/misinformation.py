@@ -27,6 +27,7 @@ product (``x @ W`` from the centred queries), with no torch call per batch.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,9 +125,15 @@ class AdaptiveMisinformation(QueryDefense):
         self.affine: tuple[np.ndarray, np.ndarray] | None = None
         self.fused: tuple[tuple[np.ndarray, np.ndarray], np.ndarray] | None = None
         self.tau = self.width = 0.0
+        self.insecure = False
 
     def bind(self, context: Any) -> None:
-        p, ref, seed = self.params, context.reference, context.seed or 0
+        p, ref = self.params, context.reference
+        # the misinformation model and the density's folds: reproducible only when a run
+        # is seeded (an experiment: insecure), else from the CSPRNG, so a thief holding
+        # data like the defender's still cannot rebuild the model and undo the blend
+        self.insecure = context.seed is not None
+        seed = context.seed if context.seed is not None else secrets.randbits(31)
         if p.score == "density":
             self.density = DensityModel(ref.x, p.components, p.quantile, 5, seed)
             benign = self.density.held_out_scores
