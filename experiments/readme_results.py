@@ -131,27 +131,29 @@ def watermark(r: dict, n: int) -> str:
 
 
 def defenses(r: dict, n: int) -> str:
-    text = (f"{_data(r)}, {str(r.get('victim', 'mlp')).upper()} victim (test accuracy "
-            f"{_f(r['victim_accuracy'], 4)}).\n\n")  # fmt: skip
+    parts = [f"{_data(r)}, {str(r.get('victim', 'mlp')).upper()} victim (test accuracy "
+             f"{_f(r['victim_accuracy'], 4)})."]  # fmt: skip
     if "false_positives" in r:
         flagged = [f"{name} {_total(v['flagged'], n)} of {_total(v['clients'], n)}"
                    for name, v in r["false_positives"].items()]  # fmt: skip
-        text += "Benign clients flagged: " + ", ".join(flagged) + ".\n\n"
+        parts.append("Benign clients flagged: " + ", ".join(flagged) + ".")
     if "detection" in r:
         rows = [[d["attack"], d["detector"],
                  f"{_total(d['detected'], n)} of {_total(d['clients'], n)}",
                  _f(d["median_queries"], 0)] for d in r["detection"]]  # fmt: skip
-        text += markdown_table(["attack", "detector", "attacking clients flagged (all seeds)",
-                                "median queries to the flag"], rows)  # fmt: skip
+        parts.append(markdown_table(["attack", "detector", "attacking clients flagged (all "
+                                     "seeds)", "median queries to the flag"], rows))  # fmt: skip
     poison = [[p["defense"], f"{p['parameter']}={p['value']}" if p["parameter"] else "",
                _f(p["defender_accuracy"]), _f(p["thief_accuracy_probs"]),
                _f(p["thief_accuracy_labels"])] for p in r.get("poisoning", [])]  # fmt: skip
     if poison:
-        text += ("\n\nPrediction poisoning against `knockoff-attacker-probs` (defender's "
-                 "top-1 accuracy against the thief's test accuracy):\n\n") + markdown_table(
+        parts.append("Prediction poisoning against `knockoff-attacker-probs` (defender's "
+                     "top-1 accuracy against the thief's test accuracy):\n\n" + markdown_table(
             ["defense", "setting", "defender accuracy", "thief (probabilities)",
-             "thief (labels)"], poison)  # fmt: skip
-    return text + _acting(r["presets"]) if "presets" in r else text
+             "thief (labels)"], poison))  # fmt: skip
+    if "presets" in r:
+        parts.append(_acting(r["presets"]))
+    return "\n\n".join(parts)
 
 
 def _acting(presets: dict) -> str:
@@ -169,7 +171,7 @@ def _acting(presets: dict) -> str:
     attack = presets["thieves"][0]["attack"]
     budget = presets["thieves"][0]["budget"]
     clients = next(iter(presets["benign"].values()), {})
-    return (f"\n\nActing deployments: `{attack}` at {budget} queries, and "
+    return (f"Acting deployments: `{attack}` at {budget} queries, and "
             f"{_f(clients.get('clients'))} benign clients × "
             f"{_f(clients.get('queries_per_client'))} test queries:\n\n") + markdown_table(
         ["deployment", "thief fidelity (probabilities)", "thief fidelity (labels)",
@@ -492,6 +494,7 @@ STUDIES = [
     ("adaptive", "Adaptive thieves against vtrust's detectors", adaptive),
     ("stealing", "Extraction warning (stealing progress)", stealing),
     ("stealers", "CloudLeak and the data-free thief", stealers),
+    ("defenses-mnist", "Acting deployments on MNIST", defenses),
     ("poisoning-mnist", "Answer poisoning on MNIST: the probability thief", poisoning),
 ]
 RENDERERS = {study.removesuffix(SUFFIX): render for study, _, render in STUDIES}
@@ -522,10 +525,24 @@ def papers(study: str, results: dict[str, Any]) -> str:
     """The table of published figures beside vtrust's, for one study ("" if none)."""
     entries = [p for p in tomllib.loads(PAPERS.read_text())["paper"]
                if p["study"].removesuffix(SUFFIX) == study.removesuffix(SUFFIX)]  # fmt: skip
-    rows = [[p["name"], p["setting"], p["reported"], p["label"],
-             "; ".join(f"{row} {_f(figure_at(results, p['figure'].replace('*', row)), *style(p))}"
-                       for row in p["rows"])]
-            for p in entries]  # fmt: skip
+
+    def figures(p: dict) -> list[Any]:
+        return [figure_at(results, p["figure"].replace("*", row)) for row in p["rows"]]
+
+    rows = [
+        [
+            p["name"],
+            p["setting"],
+            p["reported"],
+            p["label"],
+            "; ".join(
+                f"{row} {_f(value, *style(p))}"
+                for row, value in zip(p["rows"], figures(p), strict=True)
+            ),
+        ]
+        for p in entries
+        if any(value is not None for value in figures(p))
+    ]  # a paper whose figures a partial run lacks (every one None) gets no row
     if not rows:
         return ""
     return "\n\nBeside the papers (docs/FINDINGS.md says what reproduced):\n\n" + markdown_table(
