@@ -128,3 +128,16 @@ def test_a_papers_figure_path_may_name_a_key_that_holds_dots():
     assert figure_at(results, "points.rs.fidelity") == 0.9
     assert figure_at(results, "points.rs[beta=2.0].fidelity") is None
     assert figure_at(results, "points.rs.fidelity.more") is None
+
+
+def test_reproduce_skips_an_mnist_study_without_the_files_and_says_so(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# A README\n")
+    command = [sys.executable, str(ROOT / "experiments" / "reproduce.py"), "--only",
+               "poisoning-mnist", "--results", str(tmp_path / "results"), "--readme",
+               str(readme), "--mnist", str(tmp_path / "no-mnist")]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "poisoning-mnist: skipped (no MNIST IDX files in" in done.stderr
+    assert "### Answer poisoning on MNIST" in readme.read_text()  # the section says not run
+    assert not (tmp_path / "results" / "poisoning-mnist").exists()
