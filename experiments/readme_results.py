@@ -495,6 +495,7 @@ STUDIES = [
     ("stealing", "Extraction warning (stealing progress)", stealing),
     ("stealers", "CloudLeak and the data-free thief", stealers),
     ("defenses-mnist", "Acting deployments on MNIST", defenses),
+    ("stealers-mnist", "CloudLeak and the data-free thief on MNIST", stealers),
     ("poisoning-mnist", "Answer poisoning on MNIST: the probability thief", poisoning),
 ]
 RENDERERS = {study.removesuffix(SUFFIX): render for study, _, render in STUDIES}
