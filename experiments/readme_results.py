@@ -496,6 +496,7 @@ STUDIES = [
     ("stealers", "CloudLeak and the data-free thief", stealers),
     ("defenses-mnist", "Acting deployments on MNIST", defenses),
     ("stealers-mnist", "CloudLeak and the data-free thief on MNIST", stealers),
+    ("adaptive-mnist", "Adaptive thieves on MNIST", adaptive),
     ("poisoning-mnist", "Answer poisoning on MNIST: the probability thief", poisoning),
 ]
 RENDERERS = {study.removesuffix(SUFFIX): render for study, _, render in STUDIES}
