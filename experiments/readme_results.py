@@ -497,6 +497,7 @@ STUDIES = [
     ("defenses-mnist", "Acting deployments on MNIST", defenses),
     ("stealers-mnist", "CloudLeak and the data-free thief on MNIST", stealers),
     ("adaptive-mnist", "Adaptive thieves on MNIST", adaptive),
+    ("stealing-mnist", "Extraction warning on MNIST", stealing),
     ("metering-mnist", "Metering on MNIST", metering),
     ("poisoning-mnist", "Answer poisoning on MNIST: the probability thief", poisoning),
 ]
