@@ -92,7 +92,7 @@ def new_static_key(
 DENSE_COEFFICIENTS = 1 << 22  # new keys project densely up to this many (16 MB) ...
 DEFAULT_SUPPORT = 512  # ... beyond, each bit reads this many weights
 MAX_COEFFICIENTS = 1 << 26  # a projection larger than this is refused (a key file's ask)
-EMBED_EVERY = 8  # embedding applies the regularizer on one training step in this many
+EMBED_EVERY = 16  # embedding applies the regularizer on one training step in this many
 SETTLE_STEPS = 400  # at most this many regularizer-only steps finish an embedding
 SETTLE_MARGIN = 0.5  # ... until every bit's logit sits this far on its side of zero
 
