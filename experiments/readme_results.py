@@ -201,6 +201,48 @@ def proofs(r: dict, n: int) -> str:
         ["measure", "value", "goal"], rows)  # fmt: skip
 
 
+INT8_GOALS = {  # the goals; zkCNN measured on a machine of this kind (its anchor)
+    "lenet5@1": ("≤ 100 ms; zkCNN 220–250 ms", "≤ 50", "zkCNN 71"),
+    "lenet5@16": ("≤ 800 ms; zkCNN 2,400 ms", "≤ 50", "zkCNN 154"),
+    "cifar_cnn@1": ("≤ 2,500 ms; DeepProve 1,242 ms on 64 cores", "DeepProve 599", ""),
+    "vgg11@1": ("≤ 8,000 ms; zkCNN 24,000 ms", "", "zkCNN 304"),
+}
+
+
+def int8(r: dict, n: int) -> str:
+    acc = r["accuracy"]
+    rows = [[name, _f(m["float_accuracy"], 4), _f(m["per_tensor"]["accuracy"], 4),
+             _f(m["per_channel"]["accuracy"], 4), _f(m["loss_pt"], 2)]
+            for name, m in acc["models"].items()]  # fmt: skip
+    text = f"Post-training int8 quantisation on {acc['dataset']}:\n\n" + markdown_table(
+        ["model", "float", "int8 per tensor", "int8 per channel", "loss (pt, per tensor)"], rows
+    )
+    costs = r.get("costs") or {}
+    if costs:
+        rows = []
+        for key, c in costs.items():
+            goal = INT8_GOALS.get(key, ("", "", ""))
+            rows.append([key, _f(c["execute_prove_s"] * 1000, 1), goal[0],
+                         _f(c["verify_s"] * 1000, 1), goal[1], _f(c["proof_kb"], 1), goal[2],
+                         _f(c["auxiliary_kb"], 1), _f(c["extra_prover_over_forward"], 2),
+                         _f(c["verify_over_forward"], 2), _f(c["int8_over_torch"], 2)])  # fmt: skip
+        text += ("\n\nProving (one thread, random int8 weights, the verifier holds the weights; "
+                 "execute + prove includes building the network):\n\n") + markdown_table(
+            ["shape@batch", "execute + prove ms", "goal / anchor", "verify ms", "goal",
+             "proof KB", "anchor", "in the clear KB", "extra prover / int8 forward",
+             "verify / int8 forward", "int8 forward / torch float32"], rows)  # fmt: skip
+    probes = r.get("probes") or {}
+    if probes:
+        rows = [[kind, p["batch"], _f(p["build_s"] + p["forward_s"], 2), _f(p["extra_prover_s"], 2),
+                 _f(p["verify_s"], 2), _f(p["peak_mb"], 0), _f(p["baseline_mb"], 0)]
+                for kind, p in probes.items()]  # fmt: skip
+        text += "\n\nMemory probes (each in its own process):\n\n" + markdown_table(
+            ["probe", "batch", "build + forward s", "extra prover s", "verify s",
+             "peak RSS MB (goal: conv ≤ 1,000, dense ≤ 2,000)", "of which the interpreter MB"],
+            rows)  # fmt: skip
+    return text
+
+
 def scrambling(r: dict, n: int) -> str:
     rows = []
     for arch, m in r["models"].items():
@@ -500,6 +542,8 @@ STUDIES = [
     ("stealing-mnist", "Extraction warning on MNIST", stealing),
     ("metering-mnist", "Metering on MNIST", metering),
     ("poisoning-mnist", "Answer poisoning on MNIST: the probability thief", poisoning),
+    ("int8", "Verifiable inference for int8 networks", int8),
+    ("int8-mnist", "Int8 quantisation on MNIST (LeNet-5)", int8),
 ]
 RENDERERS = {study.removesuffix(SUFFIX): render for study, _, render in STUDIES}
 

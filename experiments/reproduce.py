@@ -40,7 +40,7 @@ from vtrust.report import without_timings
 HERE = Path(__file__).resolve().parent
 STUDIES = ["attacks", "watermark", "defenses", "matrix", "proofs", "scrambling", "enclave", "byom",
            "ownership", "entangled", "metering", "adaptive",
-           "stealing", "stealers", *MNIST_RUNS]  # fmt: skip
+           "stealing", "stealers", "int8", *MNIST_RUNS]  # fmt: skip
 
 
 def committed(path: Path) -> dict[str, Any] | None:

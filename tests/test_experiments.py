@@ -69,6 +69,7 @@ REDUCED = [
                       "--seeds", "1"]),
     ("stealers.py", ["--attacks", "cloudleak-2k", "--defenses", "none", "--thief-steps", "30",
                      "--seeds", "1"]),
+    ("int8.py", ["--points", "1", "--no-timit", "--no-probes", "--repeats", "1"]),
 ]  # fmt: skip
 
 
@@ -81,7 +82,8 @@ def test_two_runs_with_one_seed_give_identical_results(tmp_path, script, args):
 
 def test_without_timings_keeps_everything_else():
     data = {"seconds": 1.0, "fidelity": 0.9, "rows": [{"check_s": 2, "n": 3}],
-            "extra_prover_over_field": 0.1, "stages": {"train": 1}, "calls": 4}  # fmt: skip
+            "extra_prover_over_field": 0.1, "stages": {"train": 1}, "calls": 4,
+            "peak_mb": 950.0}  # fmt: skip
     assert without_timings(data) == {"fidelity": 0.9, "rows": [{"n": 3}], "calls": 4}
 
 

@@ -225,6 +225,7 @@ def test_every_module_that_defines_kernels_is_in_the_cache_key():
     from vtrust.proofs import _jit
 
     here = Path(_jit.__file__).parent
-    users = {p.name for p in here.glob("*.py") if "proofs._jit import" in p.read_text()}
-    inlined = {p.name for p in here.glob("*.py") if "numba.njit(inline" in p.read_text()}
+    sources = {p.relative_to(here).as_posix(): p.read_text() for p in here.rglob("*.py")}
+    users = {name for name, text in sources.items() if "proofs._jit import" in text}
+    inlined = {name for name, text in sources.items() if "numba.njit(inline" in text}
     assert users | inlined | {"_jit.py"} <= set(_jit.KERNEL_SOURCES)

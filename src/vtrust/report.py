@@ -138,7 +138,7 @@ def heatmap(
 
 _TIMING = re.compile(
     r"(^seconds$|^stages$|_seconds$|_s$|_ms$|(^|_)ms_per_|_per_second$|_per_batch$|_over_"
-    r"|^ratio|^speedup)"
+    r"|^ratio|^speedup|_mb$)"
 )
 
 
@@ -151,8 +151,8 @@ def without_timings(data: Any) -> Any:
     """``data`` without the fields that measure time (``seconds``, ``*_s``, ``*_ms``,
     ``*_per_second``, ``*_per_batch``, per-stage ``stages``, time ratios such as
     ``field_over_torch``,
-    ``ratio*``, ``speedup*``): what must repeat exactly when a study is rerun with
-    the same seed."""
+    ``ratio*``, ``speedup*``) and memory peaks (``*_mb``): what must repeat exactly
+    when a study is rerun with the same seed."""
     if isinstance(data, dict):
         return {k: without_timings(v) for k, v in data.items() if not is_timing_field(k)}
     if isinstance(data, list):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numba
 
-KERNEL_SOURCES = ("field.py", "ext.py", "sumcheck.py", "_jit.py")
+KERNEL_SOURCES = ("field.py", "ext.py", "sumcheck.py", "logup.py", "int8/mle.py", "_jit.py")
 
 
 def _folder() -> str | None:

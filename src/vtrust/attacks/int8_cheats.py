@@ -1,0 +1,138 @@
+"""Dishonest provers against the int8 proofs (:mod:`vtrust.proofs.int8.protocol`): each
+changes one value of the computation by the smallest step and then proves as well as
+it can — every later layer, quotient and range proof computed consistently from the
+changed value, and any remainder the change pushed outside its table proven as if it
+were inside (its residue mod 2^T). A sound verifier rejects every one.
+
+* ``relu``: one ReLU output one higher — the prover claims an accumulator just large
+  enough that the rounding gives z + 1, and proves everything from it;
+* ``rounding``: one quotient off by one (a requantisation rounded the wrong way), the
+  accumulators kept;
+* ``maxpool``: one max-pool window answers its second-largest value;
+* ``output``: one output (logit) one higher.
+
+:func:`cheating_prover` returns the prover generator, for either mode (interactive
+channel or Fiat–Shamir).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from vtrust.errors import InputError
+from vtrust.proofs import field as F
+from vtrust.proofs.int8.mle import padded_dims
+from vtrust.proofs.int8.network import (
+    Int8Network,
+    MaxPool,
+    Requant,
+    channel_multipliers,
+    requantise,
+    rounded,
+)
+from vtrust.proofs.int8.protocol import Witness, plan, prover, witness
+
+Cheat = Literal["relu", "rounding", "maxpool", "output"]
+CHEATS: tuple[Cheat, ...] = ("relu", "rounding", "maxpool", "output")
+
+
+def cheating_prover(network: Int8Network, x: np.ndarray, cheat: Cheat, *, layer: int | None = None):
+    """A prover generator for inputs x that commits ``cheat`` (see the module) at the
+    first suitable place (in layer ``layer`` if given); InputError if there is none."""
+    x = network.check_inputs(x)
+    if cheat == "rounding":
+        values = network.forward(x)
+        return prover(network, x, values, _off_by_one_quotient(network, values, layer))
+    if cheat == "output":
+        values = network.forward(x)
+        values[-1] = values[-1].copy()
+        values[-1].flat[0] += 1
+        return prover(network, x, values)
+    target = _first(network, Requant if cheat == "relu" else MaxPool, layer)
+    changed = [False]
+
+    def tamper(i: int, v: np.ndarray) -> np.ndarray:
+        if i == target - (1 if cheat == "relu" else 0) and not changed[0]:
+            changed[0] = True
+            return _relu_up(network, i, v) if cheat == "relu" else _second_largest(network, i, x, v)
+        return v
+
+    values = network.forward(x, tamper)
+    # the tampered values come through consistently; the witness is derived from them,
+    # with remainders the change pushed out of range proven by their residues
+    return prover(network, x, values, _residues(network, values))
+
+
+def _first(network: Int8Network, kind: type, layer: int | None) -> int:
+    for i, candidate in enumerate(network.layers):
+        if isinstance(candidate, kind) and (layer is None or i == layer):
+            return i
+    raise InputError(f"the network has no {kind.__name__} layer to cheat in")
+
+
+def _relu_up(network: Int8Network, i: int, acc: np.ndarray) -> np.ndarray:
+    """Accumulators of linear layer i with one entry raised until its requantised value
+    is one higher (an entry below 127)."""
+    requant = network.layers[i + 1]
+    m = channel_multipliers(requant, acc.shape[1])
+    z = requantise(acc, requant)
+    candidates = np.argwhere((z > requant.low) & (z < 127))
+    if not len(candidates):
+        raise InputError("no unclamped activation to raise")
+    where = tuple(candidates[0])
+    step = -(-(1 << requant.shift) // int(m[where[1]]))  # ⌈2^k / M⌉ raises z by one
+    out = acc.copy()
+    out[where] += step
+    return out
+
+
+def _second_largest(network: Int8Network, i: int, x: np.ndarray, pooled: np.ndarray) -> np.ndarray:
+    """The max-pool's output with one window answering its second-largest value (a
+    window whose two largest differ)."""
+    size = network.layers[i].size
+    before = network.forward(x)[i]  # the pool's input
+    n, c, h, w = pooled.shape
+    windows = before[:, :, : h * size, : w * size].reshape(n, c, h, size, w, size)
+    ordered = np.sort(windows.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h, w, -1), axis=-1)
+    second, first = ordered[..., -2], ordered[..., -1]
+    where = np.argwhere(second < first)
+    if not len(where):
+        raise InputError("every max-pool window has a tie at the top")
+    out = pooled.copy()
+    out[tuple(where[0])] = second[tuple(where[0])]
+    return out
+
+
+def _off_by_one_quotient(network, values, layer) -> list[Witness]:
+    honest = witness(network, values)
+    blocks = plan(network, len(values[0]))
+    k = 0 if layer is None else next(j for j, b in enumerate(blocks) if b.index + 1 == layer)
+    w = honest[k]
+    quotients = w.quotients.copy()
+    quotients.flat[0] += 1
+    honest[k] = _with_quotients(network, values, blocks[k], quotients)
+    return honest
+
+
+def _with_quotients(network, values, block, quotients) -> Witness:
+    """The witness for given quotients: remainders from the true accumulators, residues
+    mod 2^T where they fall outside the table."""
+    acc, requant = values[block.index + 1], network.layers[block.index + 1]
+    a = rounded(acc, requant)
+    fill = (1 << (requant.shift - 1)) % (1 << block.table_bits)
+    d = np.full(padded_dims(acc.shape), fill, dtype=np.int64)
+    d[tuple(slice(0, s) for s in acc.shape)] = (a - (quotients << block.table_bits)) % (
+        1 << block.table_bits
+    )
+    return Witness(quotients, F.elements(d.ravel()))
+
+
+def _residues(network, values) -> list[Witness]:
+    """The witness of (tampered) values, every remainder reduced into its table."""
+    blocks = plan(network, len(values[0]))
+    out = []
+    for block, w in zip(blocks, witness(network, values), strict=True):
+        out.append(_with_quotients(network, values, block, w.quotients))
+    return out
