@@ -14,6 +14,7 @@ from vtrust.cli.common import OUTPUT_FILE, Group, echo_listing, emit_json, model
 from vtrust.cli.defense_cmd import defense
 from vtrust.cli.enclave_cmd import enclave
 from vtrust.cli.evaluate_cmd import evaluate
+from vtrust.cli.int8_cmd import int8
 from vtrust.cli.ownership_cmd import ownership
 from vtrust.cli.proof_cmd import prove, quantize, verify
 from vtrust.cli.protect_cmd import keygen, scramble, seal, unscramble, unseal
@@ -206,5 +207,5 @@ cli.add_command(verify)
 cli.add_command(watermark)
 cli.add_command(gate)
 cli.add_command(ownership)
-for command in (keygen, scramble, unscramble, seal, unseal, enclave, evaluate, audit):
+for command in (keygen, scramble, unscramble, seal, unseal, enclave, evaluate, audit, int8):
     cli.add_command(command)
