@@ -17,9 +17,9 @@ from vtrust.proofs import logup
 from vtrust.proofs.channel import FiatShamirChannel, InteractiveChannel, Send, prove_fiat_shamir
 from vtrust.proofs.int8 import protocol as P
 from vtrust.proofs.int8.mle import bits, linear_mle, padded_dims, tensor_mle
-from vtrust.proofs.int8.network import Conv, Dense, Flatten, Int8Network, MaxPool, Requant
+from vtrust.proofs.int8.network import Add, Conv, Dense, Flatten, Int8Network, MaxPool, Requant
 from vtrust.proofs.int8.ptq import quantize_model
-from vtrust.proofs.int8.shapes import random_network
+from vtrust.proofs.int8.shapes import random_network, residual_network
 from vtrust.proofs.protocol import RandomChallenges
 from vtrust.proofs.sumcheck import Transcript
 
@@ -138,12 +138,19 @@ def lenet():
     return net, x
 
 
+@pytest.fixture(scope="module")
+def residual():
+    net = residual_network(seed=5)
+    return net, np.random.default_rng(6).integers(0, 128, (3, 1, 8, 8))
+
+
 @pytest.mark.parametrize("cheat", CHEATS)
 @pytest.mark.parametrize("mode", ["interactive", "fiat-shamir"])
-def test_every_dishonest_prover_is_rejected(lenet, cheat, mode):
+def test_every_dishonest_prover_is_rejected(lenet, residual, cheat, mode):
     """A ReLU output one higher, a rounding off by one, a max-pool answering the second
-    largest, an output one higher — each proven as well as the cheat allows."""
-    net, x = lenet
+    largest, an output one higher, a residual add one higher — each proven as well as
+    the cheat allows (on LeNet-5, and on a residual CNN for the add)."""
+    net, x = residual if cheat == "add" else lenet
     prover = cheating_prover(net, x, cheat)
     with pytest.raises(ProofRejected):
         if mode == "interactive":
@@ -152,12 +159,21 @@ def test_every_dishonest_prover_is_rejected(lenet, cheat, mode):
             P.verify_noninteractive(net, x, prove_fiat_shamir(prover, P.statement(net, x)))
 
 
-def test_cheats_change_what_the_verifier_would_learn(lenet):
+def test_a_residual_network_proves_and_its_adds_are_the_verifiers(residual):
+    net, x = residual
+    truth = net.forward(x)
+    verified = P.verify_noninteractive(net, x, P.prove_noninteractive(net, x))
+    add = next(i for i, layer in enumerate(net.layers) if isinstance(layer, Add))
+    assert (verified.activations[add] == truth[add + 1]).all()
+    assert (P.run_interactive(net, x).outputs == truth[-1]).all()
+
+
+def test_cheats_change_what_the_verifier_would_learn(lenet, residual):
     """The attacks are real: each dishonest prover's claimed computation differs from
     the honest one (so a rejection is the verifier's doing, not a no-op)."""
-    net, x = lenet
-    honest = P.prove_noninteractive(net, x)
     for cheat in CHEATS:
+        net, x = residual if cheat == "add" else lenet
+        honest = P.prove_noninteractive(net, x)
         forged = prove_fiat_shamir(cheating_prover(net, x, cheat), P.statement(net, x))
         claimed = [(a, b) for a, b in zip(honest, forged, strict=True)
                    if a.kind in ("outputs", "quotients")]  # fmt: skip
@@ -221,6 +237,12 @@ def test_the_network_refuses_what_it_cannot_express():
         Dense(np.full((2, 2), 200), np.zeros(2, dtype=np.int64))
     with pytest.raises(CircuitError, match="layer 3"):
         Int8Network((1, 5, 5), (conv, Requant(np.array([1]), 8), Dense(dense.weight, dense.bias)))
+    with pytest.raises(CircuitError, match="layer 4: a residual add must follow"):
+        Int8Network((1, 5, 5), (conv, Requant(np.array([1]), 8), Flatten(), Add(-1, (1, 1), 4),
+                                dense))  # fmt: skip
+    with pytest.raises(CircuitError, match="layer 3: cannot add shapes"):
+        Int8Network((1, 5, 5), (conv, Requant(np.array([1]), 8), Add(-1, (1, 1), 4), Flatten(),
+                                dense))  # fmt: skip
     net = Int8Network((1, 5, 5), (conv, Requant(np.array([1]), 8), Flatten(), dense))
     with pytest.raises(InputError):
         net.forward(np.zeros((1, 1, 5, 5)))  # floats, not int8 values
@@ -242,25 +264,57 @@ def test_post_training_quantisation_keeps_the_zoo_models_accuracy(small_cnn, sma
         assert (verified.outputs == quantized.network.predict(x)).all()
 
 
+class ResidualCNN(nn.Module):
+    """conv-ReLU, conv, + the first block's output, ReLU, max-pool, dense."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        a = torch.relu(self.conv1(x))
+        b = torch.relu(self.bn(self.conv2(a)) + a)
+        return self.fc(torch.flatten(nn.functional.max_pool2d(b, 2), 1))
+
+
+def test_quantisation_of_a_residual_network_keeps_its_accuracy_and_proves(digits):
+    from vtrust.models import TrainConfig, fit
+
+    torch.manual_seed(0)
+    model = ResidualCNN()
+    fit(model, digits.victim, TrainConfig(epochs=10, lr=3e-3, seed=0))
+    quantized = quantize_model(model, digits.victim.x[:256])
+    kinds = [type(layer).__name__ for layer in quantized.network.layers]
+    assert "Add" in kinds and "BatchNorm2d" not in kinds
+    with torch.no_grad():
+        float_pred = model.eval()(torch.from_numpy(digits.test.x)).argmax(1).numpy()
+    assert (quantized.predict(digits.test.x) == float_pred).mean() >= 0.95
+    x = quantized.quantize_inputs(digits.test.x[:4])
+    verified = P.verify_noninteractive(
+        quantized.network, x, P.prove_noninteractive(quantized.network, x)
+    )
+    assert (verified.outputs == quantized.network.predict(x)).all()
+
+
 def test_quantisation_refuses_layers_it_cannot_express(digits):
     calibration = digits.victim.x[:8]
 
-    class Residual(nn.Module):
+    class Branches(nn.Module):
         def __init__(self):
             super().__init__()
-            self.conv = nn.Conv2d(1, 1, 3, padding=1)
+            self.a, self.b = nn.Conv2d(1, 1, 3, padding=1), nn.Conv2d(1, 1, 3, padding=1)
             self.fc = nn.Linear(64, 10)
 
         def forward(self, x):
-            return self.fc(torch.flatten(x + self.conv(x), 1))
+            return self.fc(torch.flatten(self.a(x) * self.b(x), 1))
 
     with pytest.raises(CircuitError, match="Sigmoid"):
-        quantize_model(
-            nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Sigmoid(), nn.Linear(8, 10)),
-            calibration,
-        )
-    with pytest.raises(CircuitError, match="chain"):
-        quantize_model(Residual(), calibration)
+        sigmoid = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Sigmoid(), nn.Linear(8, 10))
+        quantize_model(sigmoid, calibration)
+    with pytest.raises(CircuitError, match="not a chain"):
+        quantize_model(Branches(), calibration)
     bn = nn.Sequential(
         nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(144, 10)
     )
@@ -270,3 +324,13 @@ def test_quantisation_refuses_layers_it_cannot_express(digits):
     with torch.no_grad():
         float_pred = bn.eval()(torch.from_numpy(digits.test.x)).argmax(1).numpy()
     assert (quantized.predict(digits.test.x) == float_pred).mean() >= 0.95
+
+
+def test_network_files_round_trip_with_every_layer_kind(residual, lenet, tmp_path):
+    from vtrust.proofs.int8.files import load_network, save_network
+    from vtrust.proofs.int8.ptq import QuantizedModel
+
+    for net, _ in (residual, lenet):
+        save_network(tmp_path / "n.int8", QuantizedModel(net, 1 / 127, np.ones(3)))
+        again = load_network(tmp_path / "n.int8").network
+        assert again.sha256() == net.sha256() and again.layers[-1].weight.dtype == np.int8

@@ -9,7 +9,8 @@ were inside (its residue mod 2^T). A sound verifier rejects every one.
 * ``rounding``: one quotient off by one (a requantisation rounded the wrong way), the
   accumulators kept;
 * ``maxpool``: one max-pool window answers its second-largest value;
-* ``output``: one output (logit) one higher.
+* ``output``: one output (logit) one higher;
+* ``add``: one residual add's output one higher.
 
 :func:`cheating_prover` returns the prover generator, for either mode (interactive
 channel or Fiat–Shamir).
@@ -25,6 +26,7 @@ from vtrust.errors import InputError
 from vtrust.proofs import field as F
 from vtrust.proofs.int8.mle import padded_dims
 from vtrust.proofs.int8.network import (
+    Add,
     Int8Network,
     MaxPool,
     Requant,
@@ -34,8 +36,8 @@ from vtrust.proofs.int8.network import (
 )
 from vtrust.proofs.int8.protocol import Witness, plan, prover, witness
 
-Cheat = Literal["relu", "rounding", "maxpool", "output"]
-CHEATS: tuple[Cheat, ...] = ("relu", "rounding", "maxpool", "output")
+Cheat = Literal["relu", "rounding", "maxpool", "output", "add"]
+CHEATS: tuple[Cheat, ...] = ("relu", "rounding", "maxpool", "output", "add")
 
 
 def cheating_prover(network: Int8Network, x: np.ndarray, cheat: Cheat, *, layer: int | None = None):
@@ -50,19 +52,50 @@ def cheating_prover(network: Int8Network, x: np.ndarray, cheat: Cheat, *, layer:
         values[-1] = values[-1].copy()
         values[-1].flat[0] += 1
         return prover(network, x, values)
-    target = _first(network, Requant if cheat == "relu" else MaxPool, layer)
-    changed = [False]
+    kind = {"relu": Requant, "maxpool": MaxPool, "add": Add}[cheat]
+    target = _first(network, kind, layer)
+    if cheat == "add":
+        values = _effective_add(network, x, target)
+    else:
 
-    def tamper(i: int, v: np.ndarray) -> np.ndarray:
-        if i == target - (1 if cheat == "relu" else 0) and not changed[0]:
-            changed[0] = True
-            return _relu_up(network, i, v) if cheat == "relu" else _second_largest(network, i, x, v)
-        return v
+        def tamper(i: int, v: np.ndarray) -> np.ndarray:
+            if cheat == "relu" and i == target - 1:
+                return _relu_up(network, i, v)
+            if cheat == "maxpool" and i == target:
+                return _second_largest(network, i, x, v)
+            return v
 
-    values = network.forward(x, tamper)
+        values = network.forward(x, tamper)
     # the tampered values come through consistently; the witness is derived from them,
     # with remainders the change pushed out of range proven by their residues
     return prover(network, x, values, _residues(network, values))
+
+
+def _effective_add(network: Int8Network, x: np.ndarray, target: int) -> list[np.ndarray]:
+    """The forward values with one output of the add ``target`` one higher — the first
+    entry whose change reaches a later quotient or output (a change a max-pool or a
+    rounding swallows is no cheat: the claimed computation would be the true one)."""
+    honest = network.forward(x)
+    blocks = plan(network, len(x))
+    later = [w.quotients for b, w in zip(blocks, witness(network, honest), strict=True)
+             if b.index > target]  # fmt: skip
+    for position in np.flatnonzero(honest[target + 1].ravel() < 127)[:256]:
+
+        def tamper(i: int, v: np.ndarray, position=position) -> np.ndarray:
+            if i != target:
+                return v
+            out = v.copy()
+            out.flat[position] += 1
+            return out
+
+        values = network.forward(x, tamper)
+        changed = [w.quotients for b, w in zip(blocks, witness(network, values), strict=True)
+                   if b.index > target]  # fmt: skip
+        if not np.array_equal(values[-1], honest[-1]) or any(
+            not np.array_equal(a, b) for a, b in zip(later, changed, strict=True)
+        ):
+            return values
+    raise InputError("no add output whose change reaches the outputs")
 
 
 def _first(network: Int8Network, kind: type, layer: int | None) -> int:

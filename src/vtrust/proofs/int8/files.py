@@ -29,7 +29,7 @@ from safetensors.numpy import save as st_save
 from vtrust._io import atomic_write_bytes, atomic_write_text, parse_json
 from vtrust.errors import CircuitError, InputError, ModelFileError, ProofRejected
 from vtrust.proofs.channel import Send
-from vtrust.proofs.int8.network import Conv, Dense, Flatten, Int8Network, MaxPool, Requant
+from vtrust.proofs.int8.network import Add, Conv, Dense, Flatten, Int8Network, MaxPool, Requant
 from vtrust.proofs.int8.ptq import QuantizedModel
 
 NETWORK_FORMAT, NETWORK_VERSION = "vtrust-int8-network", 1
@@ -56,6 +56,9 @@ def save_network(path: str | os.PathLike[str], quantized: QuantizedModel) -> str
             tensors[f"layer{i}.multiplier"] = np.asarray(layer.multiplier, dtype=np.int64)
         elif isinstance(layer, MaxPool):
             record.update(kind="maxpool", size=layer.size)
+        elif isinstance(layer, Add):
+            record.update(kind="add", source=layer.source, multipliers=list(layer.multipliers),
+                          shift=layer.shift, relu=layer.relu)  # fmt: skip
         else:
             record.update(kind="flatten")
         layers.append(record)
@@ -128,6 +131,13 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> QuantizedM
             layers.append(MaxPool(record["size"]))
         elif kind == "flatten":
             layers.append(Flatten())
+        elif kind == "add":
+            multipliers = record["multipliers"]
+            if not isinstance(multipliers, list) or type(record["relu"]) is not bool:
+                raise TypeError("an add needs a list of multipliers and a boolean relu")
+            layers.append(
+                Add(record["source"], tuple(multipliers), record["shift"], record["relu"])
+            )
         else:
             raise ValueError(f"unknown layer kind {kind!r}")
         names.append(str(record["name"]))

@@ -10,7 +10,9 @@ Layers (frozen dataclasses, forward order):
   multiplier M (per tensor or per output channel) and shift k stand for the real scale
   ``s_in · s_w / s_out``; ``lo`` is 0 with a fused ReLU, −128 without. Every linear layer
   but the last is followed by one; the last layer's accumulators are the outputs.
-* :class:`MaxPool` (k×k windows, stride k) and :class:`Flatten` act on int8 values.
+* :class:`MaxPool` (k×k windows, stride k) and :class:`Flatten` act on int8 values;
+  :class:`Add` adds an earlier layer's int8 output (a residual connection) with its own
+  requantisation.
 
 :meth:`Int8Network.forward` is exact integer arithmetic (float64 convolutions stay
 exact because the bound analysis keeps every accumulator below 2^50; the requantised
@@ -111,8 +113,32 @@ class Flatten:
     """(C, H, W) → (C·H·W,), row-major."""
 
 
-Layer = Conv | Dense | Requant | MaxPool | Flatten
+@dataclass(frozen=True)
+class Add:
+    """A residual add of int8 values: ``clamp(⌊(M_a·v + M_b·u + 2^(k−1)) / 2^k⌋, lo, 127)``
+    with v the previous layer's output and u layer ``source``'s (−1: the network's
+    input), both int8 of one shape; ``multipliers`` (M_a, M_b) positive, ``relu`` sets
+    lo = 0. The verifier holds both operands, so it computes the add itself."""
+
+    source: int
+    multipliers: tuple[int, int]
+    shift: int
+    relu: bool = True
+
+    @property
+    def low(self) -> int:
+        return 0 if self.relu else INT8_MIN
+
+    def apply(self, v: np.ndarray, u: np.ndarray) -> np.ndarray:
+        total = self.multipliers[0] * v.astype(np.int64) + self.multipliers[1] * u.astype(np.int64)
+        return np.clip((total + (1 << (self.shift - 1))) >> self.shift, self.low, INT8_MAX).astype(
+            np.int8
+        )
+
+
+Layer = Conv | Dense | Requant | MaxPool | Flatten | Add
 LINEAR = (Conv, Dense)
+INT8_VALUED = (Requant, MaxPool, Add)  # layers whose outputs are int8 values the verifier holds
 
 
 def max_pool(x: np.ndarray, size: int) -> np.ndarray:
@@ -185,6 +211,8 @@ class Int8Network:
                     shape = layer.output_shape(shape)
                 elif isinstance(layer, Flatten):
                     shape = (int(np.prod(shape)),)
+                elif isinstance(layer, Add):
+                    self._check_add(i, layer, out)
                 else:
                     raise CircuitError(f"cannot express a {type(layer).__name__} layer")
                 if isinstance(layer, Conv) and (
@@ -195,6 +223,27 @@ class Int8Network:
                 raise CircuitError(f"{where}: {exc}") from None
             out.append(shape)
         return out
+
+    def _check_add(self, i: int, layer: Add, shapes: list[tuple[int, ...]]) -> None:
+        previous = self.layers[i - 1] if i else None
+        if not isinstance(previous, INT8_VALUED):
+            raise CircuitError("a residual add must follow a requantisation, max-pool or add")
+        source = layer.source
+        if type(source) is not int or not -1 <= source < i - 1:
+            raise CircuitError(
+                f"the add's source must be the input (-1) or a layer before it, not {source!r}"
+            )
+        if source >= 0 and not isinstance(self.layers[source], INT8_VALUED):
+            raise CircuitError(
+                "the add's source must be int8 values (a requantisation, max-pool or add)"
+            )
+        if shapes[source + 1] != shapes[-1]:
+            raise CircuitError(f"cannot add shapes {shapes[source + 1]} and {shapes[-1]}")
+        m = layer.multipliers
+        if len(m) != 2 or any(type(v) is not int or not 1 <= v < 1 << 31 for v in m):
+            raise CircuitError("an add needs two positive int32 multipliers")
+        if type(layer.shift) is not int or not 1 <= layer.shift <= 40:
+            raise CircuitError(f"the shift must be in [1, 40], got {layer.shift}")
 
     def _after(self, i: int) -> Layer | None:
         return self.layers[i + 1] if i + 1 < len(self.layers) else None
@@ -277,6 +326,8 @@ class Int8Network:
                 out = requantise(v, layer)
             elif isinstance(layer, MaxPool):
                 out = max_pool(v, layer.size)
+            elif isinstance(layer, Add):
+                out = layer.apply(v, values[layer.source + 1])
             else:
                 out = v.reshape(len(v), -1)
             values.append(out if tamper is None else tamper(i, out))
@@ -309,6 +360,9 @@ class Int8Network:
                 )
             elif isinstance(layer, MaxPool):
                 h.update(np.array([layer.size], "<i8").tobytes())
+            elif isinstance(layer, Add):
+                fields = [layer.source, *layer.multipliers, layer.shift, int(layer.relu)]
+                h.update(np.array(fields, "<i8").tobytes())
         return h.hexdigest()
 
 

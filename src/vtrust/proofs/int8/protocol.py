@@ -7,8 +7,8 @@ What the prover sends, and what the verifier does with it:
 2. ``quotients``, one message per requantisation: ``q = ⌊(M·acc + 2^(k−1)) / 2^T⌋`` for
    every real activation (T ≤ k, the layer's table bits). The verifier computes the int8
    output ``clamp(q >> (k − T), lo, 127)`` itself — the ReLU and the clamp are exact
-   integer operations on values it holds — and so knows every layer's input: max-pools
-   and flattens it evaluates itself. These quotients are the auxiliary values in the
+   integer operations on values it holds — and so knows every layer's input: max-pools,
+   flattens and residual adds it evaluates itself. These quotients are the auxiliary values in the
    clear (≈ one int8 activation plus k − T bits each; counted in the proof size).
 3. The output check: at a random point r, the MLE of the claimed outputs must equal the
    MLE of the last layer applied to its (known) input, which the verifier evaluates
@@ -51,6 +51,7 @@ from vtrust.proofs.int8.network import (
     LINEAR,
     MAX_ACCUMULATOR,
     MAX_PRODUCT,
+    Add,
     Int8Network,
     MaxPool,
     Requant,
@@ -181,6 +182,7 @@ def verify(network: Int8Network, x: np.ndarray, channel: VerifierChannel) -> Ver
     outputs = outputs.reshape(batch, *out_shape)
     blocks = {b.index: b for b in plan(network, batch)}
     known, inputs, quotients, activations = x, {}, {}, {}
+    held = {-1: x}  # every layer's output the verifier holds, by layer index (−1: input)
     for i, layer in enumerate(network.layers):
         if isinstance(layer, LINEAR):
             inputs[i] = known
@@ -193,8 +195,12 @@ def verify(network: Int8Network, x: np.ndarray, channel: VerifierChannel) -> Ver
             activations[i] = known
         elif isinstance(layer, MaxPool):
             known = max_pool(known, layer.size)
+        elif isinstance(layer, Add):
+            known = layer.apply(known, held[layer.source])
+            activations[i] = known
         else:
             known = known.reshape(batch, -1)
+        held[i] = known
     last = network.linear_indices[-1]
     ones = np.ones(out_shape[0], dtype=np.int64)
     point = [channel.draw() for _ in range(sum(bits(d) for d in padded_dims(outputs.shape)))]

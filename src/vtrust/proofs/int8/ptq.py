@@ -29,7 +29,7 @@ import torch
 from torch import fx, nn
 
 from vtrust.errors import CircuitError, InputError
-from vtrust.proofs.int8.network import Conv, Dense, Flatten, Int8Network, MaxPool, Requant
+from vtrust.proofs.int8.network import Add, Conv, Dense, Flatten, Int8Network, MaxPool, Requant
 
 MULTIPLIER_BITS = 15
 
@@ -61,30 +61,58 @@ class QuantizedModel:
         return (self.network.predict(self.quantize_inputs(x)) * self.output_scale).argmax(axis=1)
 
 
-def _chain(model: nn.Module) -> list[tuple[str, object]]:
-    """The traced model as a list of (name, op): modules or ('relu'|'flatten'|'maxpool', k)."""
+@dataclass(frozen=True)
+class Step:
+    """One traced operation: ``op`` a module, 'relu', 'flatten', ('maxpool', k), a folded
+    ('conv'|'dense', module, weight, bias), or 'add' with ``skip`` the index of the step
+    whose output it adds (−1: the model's input)."""
+
+    name: str
+    op: object
+    skip: int | None = None
+
+
+ADD_TARGETS = (operator.add, torch.add)
+
+
+def _chain(model: nn.Module) -> list[Step]:
+    """The traced model as a chain of steps, each taking the previous one's output;
+    an add may also take an earlier step's (a residual connection)."""
     try:
         graph = fx.symbolic_trace(model).graph
     except Exception as exc:  # fx raises many kinds on untraceable code
         raise CircuitError(f"cannot trace the model: {exc}") from None
     modules = dict(model.named_modules())
-    steps, current = [], None
+    steps: list[Step] = []
+    index: dict[fx.Node, int] = {}  # a node's value is the output of this step (−1: input)
+    current = None
     for node in graph.nodes:
         if node.op == "placeholder":
             if current is not None:
                 raise CircuitError("the model takes more than one input")
-            current = node
+            current, index[node] = node, -1
             continue
         if node.op == "output":
             if node.args[0] is not current:
                 raise CircuitError("the model's output is not the end of its chain")
             continue
         inputs = [a for a in node.args if isinstance(a, fx.Node)]
-        if inputs != [current] or any(isinstance(v, fx.Node) for v in node.kwargs.values()):
-            raise CircuitError(f"{node.name}: not a single chain (a residual or branch?)")
-        steps.append(_step(node, modules))
-        current = node
-    return [s for s in steps if s[1] is not None]
+        if any(isinstance(v, fx.Node) for v in node.kwargs.values()):
+            raise CircuitError(f"{node.name}: not a chain (a keyword input)")
+        is_add = node.target in ADD_TARGETS or (node.op == "call_method" and node.target == "add")
+        if is_add and len(inputs) == 2 and current in inputs and len(node.args) == 2:
+            other = inputs[1] if inputs[0] is current else inputs[0]
+            steps.append(Step(node.name, "add", index[other]))
+        elif inputs != [current]:
+            raise CircuitError(f"{node.name}: not a chain (a branch other than a residual add)")
+        else:
+            name, op = _step(node, modules)
+            if op is None:  # dropped: the node's value is its input's
+                index[node], current = index[current], node
+                continue
+            steps.append(Step(name, op))
+        index[node], current = len(steps) - 1, node
+    return steps
 
 
 def _step(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, object]:
@@ -141,18 +169,23 @@ def _pool_size(kernel, stride, padding, name: str) -> int:
     return int(k)
 
 
-def _folded(layers: list[tuple[str, object]]) -> list[tuple[str, object]]:
-    """Batch norms folded into the convolution before them (weights, bias as float64)."""
-    out: list[tuple[str, object]] = []
-    for name, op in layers:
+def _folded(steps: list[Step]) -> list[Step]:
+    """Batch norms folded into the convolution before them (weights, bias as float64);
+    every step index (an add's skip) is kept by leaving a folded norm's place as an
+    identity."""
+    out: list[Step] = []
+    for step in steps:
+        name, op = step.name, step.op
         if isinstance(op, nn.BatchNorm2d):
-            if not out or not isinstance(out[-1][1], tuple) or out[-1][1][0] != "conv":
+            before = out[-1] if out else None
+            if before is None or not isinstance(before.op, tuple) or before.op[0] != "conv":
                 raise CircuitError(f"{name}: a batch norm must follow a convolution")
-            _, conv, weight, bias = out[-1][1]
+            _, conv, weight, bias = before.op
             scale = op.weight.detach().double() / torch.sqrt(op.running_var.double() + op.eps)
             weight = weight * scale.reshape(-1, 1, 1, 1)
             bias = (bias - op.running_mean.double()) * scale + op.bias.detach().double()
-            out[-1] = (out[-1][0], ("conv", conv, weight, bias))
+            out[-1] = Step(before.name, ("conv", conv, weight, bias))
+            out.append(Step(name, "folded"))
         elif isinstance(op, nn.Conv2d):
             if op.groups != 1 or op.dilation not in (1, (1, 1)) or isinstance(op.padding, str):
                 raise CircuitError(
@@ -160,32 +193,38 @@ def _folded(layers: list[tuple[str, object]]) -> list[tuple[str, object]]:
                 )
             if len(set(op.stride)) != 1 or len(set(op.padding)) != 1 or op.padding_mode != "zeros":
                 raise CircuitError(f"{name}: only square strides and zero padding")
-            bias = (
-                op.bias.detach().double()
-                if op.bias is not None
-                else torch.zeros(op.out_channels, dtype=torch.float64)
+            out.append(
+                Step(name, ("conv", op, op.weight.detach().double(), _bias(op, op.out_channels)))
             )
-            out.append((name, ("conv", op, op.weight.detach().double(), bias)))
         elif isinstance(op, nn.Linear):
-            bias = (
-                op.bias.detach().double()
-                if op.bias is not None
-                else torch.zeros(op.out_features, dtype=torch.float64)
+            out.append(
+                Step(name, ("dense", op, op.weight.detach().double(), _bias(op, op.out_features)))
             )
-            out.append((name, ("dense", op, op.weight.detach().double(), bias)))
         else:
-            out.append((name, op))
+            out.append(step)
     return out
 
 
-def _float_forward(steps, x: torch.Tensor) -> list[torch.Tensor]:
+def _bias(module: nn.Module, size: int) -> torch.Tensor:
+    if module.bias is None:
+        return torch.zeros(size, dtype=torch.float64)
+    return module.bias.detach().double()
+
+
+def _float_forward(steps: list[Step], x: torch.Tensor) -> list[torch.Tensor]:
     """Each step's float64 output."""
-    values = []
-    for _, op in steps:
+    values: list[torch.Tensor] = []
+    source = x
+    for step in steps:
+        op = step.op
         if op == "relu":
             x = torch.relu(x)
         elif op == "flatten":
             x = x.reshape(len(x), -1)
+        elif op == "add":
+            x = x + (values[step.skip] if step.skip >= 0 else source)
+        elif op == "folded":
+            pass
         elif op[0] == "maxpool":
             x = nn.functional.max_pool2d(x, op[1])
         elif op[0] == "conv":
@@ -219,56 +258,139 @@ def quantize_model(
     calibration = np.asarray(calibration, dtype=np.float64)
     if calibration.ndim != 4 or len(calibration) < 1:
         raise InputError("calibration data must be images (N, C, H, W)")
-    model = model.eval()
-    steps = _folded(_chain(model))
+    steps = _folded(_chain(model.eval()))
     with torch.no_grad():
         floats = _float_forward(steps, torch.from_numpy(calibration))
-    input_scale = 1.0 / 127
-    s_in = np.array([input_scale])
-    linear_positions = [
-        i for i, (_, op) in enumerate(steps) if isinstance(op, tuple) and op[0] in ("conv", "dense")
+    linear = [
+        i
+        for i, st in enumerate(steps)
+        if isinstance(st.op, tuple) and st.op[0] in ("conv", "dense")
     ]
-    if not linear_positions:
+    if not linear:
         raise CircuitError("the model has no convolution or linear layer")
-    layers, names = [], []
-    for i, (name, op) in enumerate(steps):
-        if op == "relu":  # fused into the requantisation before it (a max-pool commutes)
-            if layers and isinstance(layers[-1], MaxPool) and isinstance(layers[-2], Requant):
-                before = layers[-2]
-                layers[-2] = Requant(before.multiplier, before.shift, True)
-            elif not layers or not isinstance(layers[-1], Requant):
-                raise CircuitError(f"{name}: a ReLU must follow a convolution or linear layer")
-            continue
-        if op == "flatten":
-            layers.append(Flatten()), names.append(name)
-            continue
-        if op[0] == "maxpool":
-            layers.append(MaxPool(op[1])), names.append(name)
-            continue
-        kind, module, weight, bias = op
+    builder = _Builder(steps, floats, per_channel, tuple(calibration.shape[1:]))
+    for i in range(len(steps)):
+        if i == linear[-1]:
+            if any(later.op != "folded" for later in steps[i + 1 :]):
+                raise CircuitError(f"{steps[-1].name}: nothing may follow the last linear layer")
+            return builder.finish(i)
+        builder.add(i)
+    raise CircuitError("unreachable")  # pragma: no cover
+
+
+class _Builder:
+    """Emits the integer layers step by step, keeping each step's int8 scale and the
+    index of the integer layer that holds its value (for a residual add's source)."""
+
+    def __init__(self, steps: list[Step], floats: list[torch.Tensor], per_channel: bool,
+                 input_shape: tuple[int, ...]):  # fmt: skip
+        self.steps, self.floats, self.per_channel = steps, floats, per_channel
+        self.input_shape = input_shape
+        self.layers: list = []
+        self.names: list[str] = []
+        self.scale = {-1: 1.0 / 127}  # step index → scale of its int8 value
+        self.holder = {-1: -1}  # step index → integer layer index holding its value
+        self.current = -1  # the step whose value flows on
+
+    def _emit(self, layer, name: str, step: int) -> None:
+        self.layers.append(layer)
+        self.names.append(name)
+        self.holder[step], self.scale[step] = len(self.layers) - 1, self.scale[self.current]
+        self.current = step
+
+    def _relu_next(self, i: int) -> bool:
+        j = i + 1
+        while j < len(self.steps) and self.steps[j].op == "folded":
+            j += 1
+        return j < len(self.steps) and self.steps[j].op == "relu"
+
+    def _out_scale(self, i: int, relu: bool) -> float:
+        j = i + 1 if relu else i
+        while relu and self.steps[j].op != "relu":
+            j += 1
+        return max(float(self.floats[j].abs().max()), 1e-12) / 127
+
+    def _linear(self, i: int):
+        kind, module, weight, bias = self.steps[i].op
         w = weight.numpy().reshape(len(weight), -1)
-        top = np.abs(w).max(axis=1) if per_channel else np.full(len(w), np.abs(w).max())
+        top = np.abs(w).max(axis=1) if self.per_channel else np.full(len(w), np.abs(w).max())
         s_w = np.where(top > 0, top, 1.0) / 127
-        w_int = np.rint(weight.numpy() / s_w.reshape((-1,) + (1,) * (weight.ndim - 1))).astype(
-            np.int64
-        )
-        acc_scale = float(s_in[0]) * s_w
+        w_int = np.rint(weight.numpy() / s_w.reshape((-1,) + (1,) * (weight.ndim - 1)))
+        acc_scale = self.scale[self.current] * s_w
         b_int = np.rint(bias.numpy() / acc_scale).astype(np.int64)
         if kind == "conv":
-            layer = Conv(w_int, b_int, int(module.stride[0]), int(module.padding[0]))
+            layer = Conv(
+                w_int.astype(np.int64), b_int, int(module.stride[0]), int(module.padding[0])
+            )
         else:
-            layer = Dense(w_int, b_int)
-        layers.append(layer), names.append(name)
-        if i == linear_positions[-1]:
-            if i != len(steps) - 1:
-                raise CircuitError(f"{steps[-1][0]}: nothing may follow the last linear layer")
-            network = Int8Network(tuple(calibration.shape[1:]), tuple(layers), tuple(names))
-            return QuantizedModel(network, input_scale, acc_scale)
-        relu = i + 1 < len(steps) and steps[i + 1][1] == "relu"
-        activation = floats[i + 1] if relu else floats[i]
-        s_out = max(float(activation.abs().max()), 1e-12) / 127
-        multiplier, shift = _multiplier(acc_scale / s_out)
-        layers.append(Requant(multiplier if per_channel else multiplier[:1], shift, relu))
-        names.append(steps[i + 1][0] if relu else f"{name}.requant")
-        s_in = np.array([s_out])
-    raise CircuitError("unreachable")  # pragma: no cover
+            layer = Dense(w_int.astype(np.int64), b_int)
+        return layer, acc_scale
+
+    def add(self, i: int) -> None:
+        step = self.steps[i]
+        op = step.op
+        if op == "folded":
+            self.holder[i], self.scale[i], self.current = (
+                self.holder[self.current],
+                self.scale[self.current],
+                i,
+            )
+        elif op == "relu":  # fused into the requantisation or add before it
+            fused = (
+                self.layers and isinstance(self.layers[-1], Requant | Add) and self.layers[-1].relu
+            )
+            pooled = (
+                len(self.layers) > 1
+                and isinstance(self.layers[-1], MaxPool)
+                and getattr(self.layers[-2], "relu", False)
+            )
+            if not (fused or pooled):
+                raise CircuitError(
+                    f"{step.name}: a ReLU must follow a convolution, linear layer or add"
+                )
+            self.holder[i], self.scale[i], self.current = (
+                self.holder[self.current],
+                self.scale[self.current],
+                i,
+            )
+        elif op == "flatten":
+            self._emit(Flatten(), step.name, i)
+        elif op == "add":
+            source = self.holder[step.skip]
+            if source >= 0 and not isinstance(self.layers[source], Requant | MaxPool | Add):
+                raise CircuitError(
+                    f"{step.name}: a residual add's operands must be int8 activations"
+                )
+            relu = self._relu_next(i)
+            s_out = self._out_scale(i, relu)
+            ratios = np.array([self.scale[self.current], self.scale[step.skip]]) / s_out
+            multipliers, shift = _multiplier(ratios)
+            layer = Add(source, (int(multipliers[0]), int(multipliers[1])), shift, relu)
+            self._emit(layer, step.name, i)
+            self.scale[i] = s_out
+        elif op[0] == "maxpool":
+            if (
+                self.layers
+                and isinstance(self.layers[-1], Requant)
+                and not self.layers[-1].relu
+                and self._relu_next(i)
+            ):
+                before = self.layers[-1]  # conv → pool → ReLU: the ReLU commutes with the pool
+                self.layers[-1] = Requant(before.multiplier, before.shift, True)
+            self._emit(MaxPool(op[1]), step.name, i)
+        else:
+            layer, acc_scale = self._linear(i)
+            self._emit(layer, step.name, i)
+            relu = self._relu_next(i)
+            s_out = self._out_scale(i, relu)
+            multiplier, shift = _multiplier(acc_scale / s_out)
+            requant = Requant(multiplier if self.per_channel else multiplier[:1], shift, relu)
+            self._emit(requant, f"{step.name}.requant", i)
+            self.scale[i] = s_out
+
+    def finish(self, i: int) -> QuantizedModel:
+        """The last linear layer (its accumulators are the outputs) and the network."""
+        layer, acc_scale = self._linear(i)
+        self._emit(layer, self.steps[i].name, i)
+        network = Int8Network(self.input_shape, tuple(self.layers), tuple(self.names))
+        return QuantizedModel(network, 1.0 / 127, acc_scale)

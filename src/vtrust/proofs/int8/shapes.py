@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from vtrust.proofs.int8.network import (
+    Add,
     Conv,
     Dense,
     Flatten,
@@ -192,3 +193,21 @@ def timit_relu(*, seed: int = 0) -> Int8Network:
             layers.append(calibrated_requant(x))
             x = _apply(layers[-1], x)
     return Int8Network((1, 45, 41), tuple(layers))
+
+
+def residual_network(*, seed: int = 0) -> Int8Network:
+    """A small residual CNN on 1×8×8 (conv, ReLU; conv, ReLU; add of the two; pool; dense)
+    with random int8 weights: the residual add the verifier computes itself."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 128, size=(4, 1, 8, 8)).astype(np.int64)
+    layers: list[Layer] = []
+    for channels_in in (1, 4):
+        conv = Conv(
+            rng.integers(-127, 128, (4, channels_in, 3, 3)), rng.integers(-999, 999, 4), 1, 1
+        )
+        x = _apply(conv, x)
+        layers += [conv, calibrated_requant(x)]
+        x = _apply(layers[-1], x)
+    layers += [Add(1, (3, 2), 2), MaxPool(2), Flatten()]
+    layers.append(Dense(rng.integers(-127, 128, (5, 64)), rng.integers(-999, 999, 5)))
+    return Int8Network((1, 8, 8), tuple(layers))
