@@ -334,3 +334,19 @@ def test_network_files_round_trip_with_every_layer_kind(residual, lenet, tmp_pat
         save_network(tmp_path / "n.int8", QuantizedModel(net, 1 / 127, np.ones(3)))
         again = load_network(tmp_path / "n.int8").network
         assert again.sha256() == net.sha256() and again.layers[-1].weight.dtype == np.int8
+
+
+def test_a_proof_from_a_network_with_one_weight_changed_is_rejected(lenet):
+    """The prover runs a network one weight off (a different model than the verifier's);
+    interactively too, where no hash binds the network."""
+    net, x = lenet
+    layers = list(net.layers)
+    index = net.linear_indices[1]
+    weight = layers[index].weight.copy()
+    weight.flat[0] = weight.flat[0] + 1 if weight.flat[0] < 127 else weight.flat[0] - 1
+    layers[index] = Conv(weight, layers[index].bias, layers[index].stride, layers[index].padding)
+    other = Int8Network(net.input_shape, tuple(layers))
+    with pytest.raises(ProofRejected):
+        P.verify_noninteractive(net, x, P.prove_noninteractive(other, x))
+    with pytest.raises(ProofRejected):
+        P.verify(net, x, InteractiveChannel(P.prover(other, x), RandomChallenges()))
