@@ -6,9 +6,10 @@ The model is traced (``torch.fx``) into a chain of operations; supported are
 convolution (folded into its weights and bias), ``nn.ReLU`` / ``F.relu`` /
 ``torch.relu``, ``nn.MaxPool2d`` (square, stride = kernel) / ``F.max_pool2d``,
 ``nn.Flatten`` / ``torch.flatten``, ``view``/``reshape`` to (N, −1), ``nn.Dropout`` and
-``nn.Identity`` (dropped). Anything else — and any graph that is not a single chain,
-such as a residual add — is refused with :class:`~vtrust.errors.CircuitError` naming the
-node.
+``nn.Identity`` (dropped), and residual adds (``a + b`` / ``torch.add`` of the chain's
+value and an earlier one, requantised to their own scale). Anything else — and any
+graph that branches other than through such an add — is refused with
+:class:`~vtrust.errors.CircuitError` naming the node.
 
 Symmetric int8 throughout: inputs in [0, 1] become ``round(127·x)``; weights use one
 scale per tensor (or, ``per_channel``, per output channel) ``max|W| / 127``; biases are
