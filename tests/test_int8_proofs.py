@@ -350,3 +350,20 @@ def test_a_proof_from_a_network_with_one_weight_changed_is_rejected(lenet):
         P.verify_noninteractive(net, x, P.prove_noninteractive(other, x))
     with pytest.raises(ProofRejected):
         P.verify(net, x, InteractiveChannel(P.prover(other, x), RandomChallenges()))
+
+
+def test_quantisation_keeps_the_batch_when_flattening_or_refuses(digits):
+    calibration = digits.victim.x[:8]
+
+    class Flat(nn.Module):
+        def __init__(self, how):
+            super().__init__()
+            self.how, self.fc = how, nn.Linear(64, 10)
+
+        def forward(self, x):
+            return self.fc(x.view(-1) if self.how == "view" else torch.flatten(x, self.how))
+
+    assert quantize_model(Flat(1), calibration).network.n_outputs == 10
+    for how in ("view", 0):
+        with pytest.raises(CircuitError):
+            quantize_model(Flat(how), calibration)

@@ -5,7 +5,7 @@ The model is traced (``torch.fx``) into a chain of operations; supported are
 ``nn.Conv2d`` (no groups or dilation), ``nn.Linear``, ``nn.BatchNorm2d`` right after a
 convolution (folded into its weights and bias), ``nn.ReLU`` / ``F.relu`` /
 ``torch.relu``, ``nn.MaxPool2d`` (square, stride = kernel) / ``F.max_pool2d``,
-``nn.Flatten`` / ``torch.flatten``, ``view``/``reshape`` to (N, −1), ``nn.Dropout`` and
+``nn.Flatten`` / ``torch.flatten`` / ``Tensor.flatten`` from dimension 1, ``nn.Dropout`` and
 ``nn.Identity`` (dropped), and residual adds (``a + b`` / ``torch.add`` of the chain's
 value and an earlier one, requantised to their own scale). Anything else — and any
 graph that branches other than through such an add — is refused with
@@ -125,6 +125,8 @@ def _step(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, object]:
         if isinstance(module, nn.ReLU):
             return name, "relu"
         if isinstance(module, nn.Flatten):
+            if module.start_dim != 1 or module.end_dim != -1:
+                raise CircuitError(f"{name}: only Flatten(1, -1) (keeping the batch) is supported")
             return name, "flatten"
         if isinstance(module, nn.MaxPool2d):
             return name, (
@@ -139,16 +141,14 @@ def _step(node: fx.Node, modules: dict[str, nn.Module]) -> tuple[str, object]:
         node.op == "call_method" and target == "relu"
     ):
         return node.name, "relu"
-    if target is torch.flatten or (
-        node.op == "call_method" and target in ("view", "reshape", "flatten")
-    ):
-        if (
-            target in ("view", "reshape")
-            and list(node.args[1:]) not in ([-1],)
-            and node.args[2:] != (-1,)
-        ):
-            raise CircuitError(f"{node.name}: only a reshape to (N, −1) is supported")
+    if target is torch.flatten or (node.op == "call_method" and target == "flatten"):
+        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+        if start != 1 or end != -1:
+            raise CircuitError(f"{node.name}: only flatten(1) (keeping the batch) is supported")
         return node.name, "flatten"
+    if node.op == "call_method" and target in ("view", "reshape"):
+        raise CircuitError(f"{node.name}: {target} is not supported; use flatten(1)")
     if target is nn.functional.max_pool2d:
         size = node.args[1] if len(node.args) > 1 else node.kwargs.get("kernel_size")
         stride = node.args[2] if len(node.args) > 2 else node.kwargs.get("stride")
