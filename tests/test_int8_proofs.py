@@ -367,3 +367,16 @@ def test_quantisation_keeps_the_batch_when_flattening_or_refuses(digits):
     for how in ("view", 0):
         with pytest.raises(CircuitError):
             quantize_model(Flat(how), calibration)
+
+
+def test_the_quotient_bound_is_what_stops_the_wraparound_forgery(lenet, monkeypatch):
+    """Without the verifier's bound on quotients the forged activation (127) and every
+    output computed from it are accepted: the bound is load-bearing, not decoration."""
+    net, x = lenet
+    monkeypatch.setattr(P, "quotient_bound", lambda network, block: 1 << 60)
+    forged = prove_fiat_shamir(cheating_prover(net, x, "wraparound"), P.statement(net, x))
+    verified = P.verify_noninteractive(net, x, forged)
+    assert not np.array_equal(verified.outputs, net.forward(x)[-1])
+    monkeypatch.undo()
+    with pytest.raises(ProofRejected, match="beyond"):
+        P.verify_noninteractive(net, x, forged)

@@ -10,7 +10,11 @@ were inside (its residue mod 2^T). A sound verifier rejects every one.
   accumulators kept;
 * ``maxpool``: one max-pool window answers its second-largest value;
 * ``output``: one output (logit) one higher;
-* ``add``: one residual add's output one higher.
+* ``add``: one residual add's output one higher;
+* ``wraparound``: one quotient raised by 2^(61−T), so that its remainder is d − 1 modulo
+  p = 2^61 − 1 — inside the table — while the activation it gives is 127; everything
+  later computed from the forged activation (what a verifier without quotient bounds
+  accepted: found while building this catalog).
 
 :func:`cheating_prover` returns the prover generator, for either mode (interactive
 channel or Fiat–Shamir).
@@ -36,8 +40,8 @@ from vtrust.proofs.int8.network import (
 )
 from vtrust.proofs.int8.protocol import Witness, plan, prover, witness
 
-Cheat = Literal["relu", "rounding", "maxpool", "output", "add"]
-CHEATS: tuple[Cheat, ...] = ("relu", "rounding", "maxpool", "output", "add")
+Cheat = Literal["relu", "rounding", "maxpool", "output", "add", "wraparound"]
+CHEATS: tuple[Cheat, ...] = ("relu", "rounding", "maxpool", "output", "add", "wraparound")
 
 
 def cheating_prover(network: Int8Network, x: np.ndarray, cheat: Cheat, *, layer: int | None = None):
@@ -47,6 +51,8 @@ def cheating_prover(network: Int8Network, x: np.ndarray, cheat: Cheat, *, layer:
     if cheat == "rounding":
         values = network.forward(x)
         return prover(network, x, values, _off_by_one_quotient(network, values, layer))
+    if cheat == "wraparound":
+        return _wraparound(network, x)
     if cheat == "output":
         values = network.forward(x)
         values[-1] = values[-1].copy()
@@ -69,6 +75,39 @@ def cheating_prover(network: Int8Network, x: np.ndarray, cheat: Cheat, *, layer:
     # the tampered values come through consistently; the witness is derived from them,
     # with remainders the change pushed out of range proven by their residues
     return prover(network, x, values, _residues(network, values))
+
+
+def _wraparound(network: Int8Network, x: np.ndarray):
+    """The ``wraparound`` prover (see the module)."""
+    honest = network.forward(x)
+    block, w = plan(network, len(x))[0], witness(network, honest)[0]
+    requant, t = network.layers[block.index + 1], block.table_bits
+    dims = padded_dims(w.quotients.shape)
+    z = requant.apply(w.quotients, t)
+    remainders = w.remainders.astype(np.int64)
+    for position in range(w.quotients.size):
+        where = np.unravel_index(position, w.quotients.shape)
+        padded = int(np.ravel_multi_index(where, dims))
+        if remainders[padded] >= 1 and z[where] < 127:
+            break
+    else:
+        raise InputError("no remainder of at least 1 below an activation under 127")
+    quotients = w.quotients.copy()
+    quotients[where] += 1 << (61 - t)
+    remainders[padded] -= 1
+    forged = Witness(quotients, F.elements(remainders))
+
+    def tamper(i: int, v: np.ndarray) -> np.ndarray:
+        if i != block.index + 1:
+            return v
+        out = v.copy()
+        out[where] = requant.apply(quotients, t)[where]
+        return out
+
+    values = network.forward(x, tamper)
+    witnesses = witness(network, values)
+    witnesses[0] = forged
+    return prover(network, x, values, witnesses)
 
 
 def _effective_add(network: Int8Network, x: np.ndarray, target: int) -> list[np.ndarray]:

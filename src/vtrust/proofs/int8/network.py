@@ -33,7 +33,9 @@ from vtrust.errors import CircuitError, InputError
 
 INT8_MIN, INT8_MAX = -128, 127
 MAX_ACCUMULATOR = 1 << 50  #: |acc| below this: float64 convolutions are exact
-MAX_PRODUCT = 1 << 60  #: |M·acc| + 2^(k−1) below this (int64, and far below p/2)
+#: |M·acc + 2^(k−1)| below this: then |M·acc + 2^(k−1) − 2^T·q| < 2^59 + 2^T < p/2 for
+#: every quotient the verifier admits, so a remainder cannot wrap around the field
+MAX_PRODUCT = 1 << 58
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,13 @@ class Int8Network:
                     )
             bounds.append(bound)
         return bounds
+
+    def rounded_bound(self, index: int) -> int:
+        """The largest |M·acc + 2^(k−1)| of the requantisation after linear layer
+        ``index`` (below :data:`MAX_PRODUCT`)."""
+        requant = self.layers[index + 1]
+        bound = self.accumulator_bounds[self.linear_indices.index(index)]
+        return bound * int(np.max(requant.multiplier)) + (1 << (requant.shift - 1))
 
     @property
     def linear_indices(self) -> list[int]:

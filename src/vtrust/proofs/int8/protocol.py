@@ -49,8 +49,6 @@ from vtrust.proofs.channel import (
 from vtrust.proofs.int8.mle import bits, linear_mle, padded_dims, tensor_mle
 from vtrust.proofs.int8.network import (
     LINEAR,
-    MAX_ACCUMULATOR,
-    MAX_PRODUCT,
     Add,
     Int8Network,
     MaxPool,
@@ -156,6 +154,17 @@ def prover(
             yield from logup.prove_range(part, block.table_bits)
 
 
+def quotient_bound(network: Int8Network, block: Block) -> int:
+    """Quotients the verifier admits: |q| < this. An honest ⌊a / 2^T⌋ with |a| ≤ B (the
+    bound analysis) has |q| ≤ ⌊B / 2^T⌋ + 1. The bound is what makes the range check
+    mean what it says: the remainder a − 2^T·q is checked as a field element, and
+    without a bound a quotient off by 2^(61−T) leaves a remainder ≡ d − 1 (mod p),
+    inside the table, for any d ≥ 1 (2^T · 2^(61−T) = 2^61 ≡ 1) — an activation forged to
+    127 passes. With |q| < ⌊B / 2^T⌋ + 2 and B < 2^58 every admitted remainder lies in
+    (−p/2, p/2), where "≡ r (mod p), 0 ≤ r < 2^T" means "= r"."""
+    return (network.rounded_bound(block.index) >> block.table_bits) + 2
+
+
 def _padding_remainder(requant: Requant, table_bits: int) -> int:
     """The remainder of a padding entry (acc = 0): 2^(k−1) mod 2^T."""
     return (1 << (requant.shift - 1)) % (1 << table_bits)
@@ -176,9 +185,8 @@ def verify(network: Int8Network, x: np.ndarray, channel: VerifierChannel) -> Ver
     x = network.check_inputs(x)
     batch = len(x)
     out_shape = network.shapes[-1]
-    outputs = channel.receive(
-        "outputs", batch * network.n_outputs, bound=MAX_ACCUMULATOR, array=True
-    )
+    last_bound = network.accumulator_bounds[-1] + 1
+    outputs = channel.receive("outputs", batch * network.n_outputs, bound=last_bound, array=True)
     outputs = outputs.reshape(batch, *out_shape)
     blocks = {b.index: b for b in plan(network, batch)}
     known, inputs, quotients, activations = x, {}, {}, {}
@@ -189,7 +197,8 @@ def verify(network: Int8Network, x: np.ndarray, channel: VerifierChannel) -> Ver
         elif isinstance(layer, Requant):
             block = blocks[i - 1]
             shape = (batch, *network.shapes[i])
-            q = channel.receive("quotients", math.prod(shape), bound=MAX_PRODUCT, array=True)
+            q = channel.receive("quotients", math.prod(shape), bound=quotient_bound(network, block),
+                                array=True)  # fmt: skip
             quotients[i - 1] = q.reshape(shape)
             known = layer.apply(quotients[i - 1], block.table_bits)
             activations[i] = known
