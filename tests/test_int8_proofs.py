@@ -380,3 +380,40 @@ def test_the_quotient_bound_is_what_stops_the_wraparound_forgery(lenet, monkeypa
     monkeypatch.undo()
     with pytest.raises(ProofRejected, match="beyond"):
         P.verify_noninteractive(net, x, forged)
+
+
+def test_an_interactive_prover_cannot_change_a_message_after_sending_it(lenet):
+    """The prover runs between messages in one process. One that sends the first
+    layer's quotients of a forged ReLU output (and every later message consistent with
+    the forgery), then rewrites that very array to the honest quotients before the first
+    layer's range proof — which it proves honestly — is still rejected."""
+    from vtrust.attacks.int8_cheats import _relu_up
+
+    net, x = lenet
+    first = P.plan(net, len(x))[0].index
+
+    def tamper(i, v):
+        return _relu_up(net, i, v) if i == first else v
+
+    forged_values = net.forward(x, tamper)
+    witnesses = P.witness(net, forged_values)
+    honest = P.witness(net, net.forward(x))[0]
+    forged_q = witnesses[0].quotients.ravel().copy()
+    witnesses[0] = honest  # range-proved honestly...
+
+    def swapping():
+        inner, reply, sent = P.prover(net, x, forged_values, witnesses), None, None
+        while True:
+            try:
+                item = inner.send(reply)
+            except StopIteration:
+                return
+            if isinstance(item, Send) and item.kind == "quotients" and sent is None:
+                sent = forged_q.copy()  # ...but the forged quotients are what is sent
+                reply = yield Send("quotients", sent)
+                sent[:] = honest.quotients.ravel()  # and rewritten once the verifier has them
+            else:
+                reply = yield item
+
+    with pytest.raises(ProofRejected):
+        P.verify(net, x, InteractiveChannel(swapping(), RandomChallenges()))

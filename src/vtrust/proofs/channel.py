@@ -129,6 +129,10 @@ class InteractiveChannel(VerifierChannel):
                 self.reply = self.pending.popleft()
                 continue
             self.reply = None
+            if isinstance(item, Send) and isinstance(item.values, np.ndarray):
+                # the prover runs on between messages: a copy, so that it cannot change
+                # what the verifier already read (its checks and its later use agree)
+                return Send(item.kind, item.values.copy())
             return item
 
 
