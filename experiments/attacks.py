@@ -35,12 +35,12 @@ from study_options import (  # noqa: E402
 from vtrust import progress  # noqa: E402
 from vtrust.catalog import list_entries  # noqa: E402
 from vtrust.data import load_dataset  # noqa: E402
-from vtrust.evaluation.attacks import run_entry  # noqa: E402
+from vtrust.evaluation.attacks import ELSEWHERE, run_entry  # noqa: E402
 from vtrust.models.files import model_sha256  # noqa: E402
 from vtrust.report import Report, line_plot  # noqa: E402
 
 # attacks on a watermark key (the watermark study runs them) or on a proof's statement
-NOT_ON_THE_MODEL = ("ambiguity", "statement-substitution")
+NOT_ON_THE_MODEL = tuple(ELSEWHERE)  # run by other commands: not against the model
 
 
 def main() -> None:

@@ -417,3 +417,19 @@ def test_an_interactive_prover_cannot_change_a_message_after_sending_it(lenet):
 
     with pytest.raises(ProofRejected):
         P.verify(net, x, InteractiveChannel(swapping(), RandomChallenges()))
+
+
+@pytest.mark.parametrize("mode", ["fiat-shamir", "interactive"])
+def test_the_catalogs_dishonest_provers_are_rejected(lenet, residual, mode):
+    import dataclasses
+
+    from vtrust.catalog import list_entries
+
+    entries = [e for e in list_entries("attacks") if e.kind == "int8-dishonest-prover"]
+    assert {e.params.cheat for e in entries} == set(CHEATS)
+    for entry in entries:
+        net, x = residual if entry.params.cheat == "add" else lenet
+        attack = entry.build()
+        attack.params = dataclasses.replace(attack.params, mode=mode)
+        row = attack.attempt(net, x)
+        assert row["accepted"] is False and row["reason"], entry.name

@@ -64,6 +64,7 @@ KIND_MODULES: dict[str, dict[str, str]] = {
         "overwrite": "vtrust.attacks.removal.overwrite",
         "ambiguity": "vtrust.attacks.ambiguity",
         "statement-substitution": "vtrust.attacks.statement",
+        "int8-dishonest-prover": "vtrust.attacks.int8_cheats",
     },
     "defenses": {
         "rounding": "vtrust.defenses.poisoning",

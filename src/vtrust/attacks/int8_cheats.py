@@ -17,17 +17,21 @@ were inside (its residue mod 2^T). A sound verifier rejects every one.
   accepted: found while building this catalog).
 
 :func:`cheating_prover` returns the prover generator, for either mode (interactive
-channel or Fiat–Shamir).
+channel or Fiat–Shamir); the catalog's ``int8-dishonest-prover`` entries
+(``attacks/int8-*.toml``) run one against the verifier (:meth:`DishonestProver.attempt`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
-from vtrust.errors import InputError
+from vtrust.catalog import register
+from vtrust.errors import InputError, ProofRejected
 from vtrust.proofs import field as F
+from vtrust.proofs.channel import InteractiveChannel, prove_fiat_shamir
 from vtrust.proofs.int8.mle import padded_dims
 from vtrust.proofs.int8.network import (
     Add,
@@ -38,7 +42,15 @@ from vtrust.proofs.int8.network import (
     requantise,
     rounded,
 )
-from vtrust.proofs.int8.protocol import Witness, plan, prover, witness
+from vtrust.proofs.int8.protocol import (
+    Witness,
+    plan,
+    prover,
+    statement,
+    verify,
+    verify_noninteractive,
+    witness,
+)
 
 Cheat = Literal["relu", "rounding", "maxpool", "output", "add", "wraparound"]
 CHEATS: tuple[Cheat, ...] = ("relu", "rounding", "maxpool", "output", "add", "wraparound")
@@ -208,3 +220,50 @@ def _residues(network, values) -> list[Witness]:
     for block, w in zip(blocks, witness(network, values), strict=True):
         out.append(_with_quotients(network, values, block, w.quotients))
     return out
+
+
+@dataclass(frozen=True)
+class CheatParams:
+    """Which cheat (see the module) and in which mode the verifier is attacked."""
+
+    cheat: Cheat = "relu"
+    mode: Literal["fiat-shamir", "interactive"] = "fiat-shamir"
+
+    def __post_init__(self) -> None:
+        if self.cheat not in CHEATS:
+            raise InputError(f"cheat must be one of {', '.join(CHEATS)}, not {self.cheat!r}")
+        if self.mode not in ("fiat-shamir", "interactive"):
+            raise InputError(f"mode must be fiat-shamir or interactive, not {self.mode!r}")
+
+
+class DishonestProver:
+    """A catalog attack on the int8 verifier: the promise is broken if it accepts."""
+
+    kind = "int8-dishonest-prover"
+
+    def __init__(self, params: CheatParams) -> None:
+        self.params = params
+
+    def attempt(self, network: Int8Network, x: np.ndarray) -> dict[str, Any]:
+        """Run the cheat against the verifier (its own network and inputs)."""
+        from vtrust.proofs.protocol import RandomChallenges
+
+        p = self.params
+        forged = cheating_prover(network, x, p.cheat)
+        try:
+            if p.mode == "interactive":
+                verify(
+                    network, network.check_inputs(x), InteractiveChannel(forged, RandomChallenges())
+                )
+            else:
+                messages = prove_fiat_shamir(forged, statement(network, network.check_inputs(x)))
+                verify_noninteractive(network, x, messages)
+        except ProofRejected as exc:
+            return {"cheat": p.cheat, "mode": p.mode, "accepted": False, "reason": exc.reason}
+        return {"cheat": p.cheat, "mode": p.mode, "accepted": True, "reason": ""}
+
+
+register(
+    "attacks", "int8-dishonest-prover", CheatParams,
+    "verifiable inference for int8 networks: a prover that cheats by the smallest step",
+)(DishonestProver)  # fmt: skip

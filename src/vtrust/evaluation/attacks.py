@@ -193,6 +193,8 @@ ELSEWHERE = {
     "watermark` run it against the key",
     "statement-substitution": "it makes a prover prove another statement; `vtrust audit` "
     "runs it against the verifier",
+    "int8-dishonest-prover": "it is a prover that cheats inside an int8 network's proof; "
+    "its `attempt(network, x)` runs it against the int8 verifier",
 }
 
 
