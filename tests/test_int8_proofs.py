@@ -25,9 +25,10 @@ from vtrust.proofs.sumcheck import Transcript
 
 
 def padded_mle(values, lookup_bits, table_bits):
-    size = logup.leaves(lookup_bits, table_bits)
-    table = np.zeros(size, dtype=np.uint64)
-    table[: len(values)] = values
+    """The verifier's MLE of the lookups it holds (``table_bits``: unused, the table's
+    own MLE is the range check's)."""
+    table = np.ascontiguousarray(values, dtype=np.uint64)
+    assert len(table) == 1 << lookup_bits
     return lambda s: X.mle_base(table, s)
 
 
