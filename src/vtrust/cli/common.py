@@ -257,3 +257,12 @@ def dating_policy(notary_pub, suspect_seen):
             f"not an ISO time: {suspect_seen!r}", param_hint="--suspect-seen"
         ) from None
     return Dating(load_public(notary_pub), seen)
+
+
+def report_rejection(exc, as_json: bool) -> int:
+    """A rejected proof, as one JSON object or one line; the exit code (1)."""
+    if as_json:
+        emit_json({"accepted": False, "reason": exc.reason})
+    else:
+        click.echo(f"rejected: {exc.reason}")
+    return 1

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from vtrust.cli.common import INPUT_FILE, OUTPUT_FILE, Group, data_option, emit_json, load_npy
+from vtrust.cli.common import (
+    INPUT_FILE,
+    OUTPUT_FILE,
+    Group,
+    data_option,
+    emit_json,
+    load_npy,
+    report_rejection,
+)
 
 
 @click.group(cls=Group)
@@ -117,11 +125,7 @@ def verify(network_file, proof_file, input_file, as_json):
             raise ProofRejected("the proof is about other inputs than yours")
         verified = verify_noninteractive(network, x, messages)
     except ProofRejected as exc:
-        if as_json:
-            emit_json({"accepted": False, "reason": exc.reason})
-        else:
-            click.echo(f"rejected: {exc.reason}")
-        return 1
+        return report_rejection(exc, as_json)
     seconds = time.perf_counter() - started
     logits = verified.outputs.reshape(len(x), -1) * quantized.output_scale
     checked = ("outputs = network(your inputs)" if mine is not None else

@@ -14,6 +14,7 @@ from vtrust.cli.common import (
     data_option,
     emit_json,
     load_npy,
+    report_rejection,
 )
 from vtrust.cli.common import INPUT_FILE as _FILE
 
@@ -201,11 +202,7 @@ def verify(model_file, proof_file, circuit_name, input_file, as_json):
     try:
         verdict = check_document(read_header(proof_file), compiled, digest, images)
     except ProofRejected as exc:
-        if as_json:
-            emit_json({"accepted": False, "reason": exc.reason})
-        else:
-            click.echo(f"rejected: {exc.reason}")
-        return 1
+        return report_rejection(exc, as_json)
     checked = (
         "outputs = circuit(your inputs)"
         if verdict.inputs_checked

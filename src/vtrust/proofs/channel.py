@@ -20,6 +20,7 @@ verifier does not expect, desynchronises the conversation: the verifier rejects.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -47,15 +48,17 @@ DRAW = object()  #: what a prover yields to ask for the next challenge
 ProverGen = Generator[Any, Any, None]
 
 
-class VerifierChannel:
+class VerifierChannel(ABC):
     """What a verifier reads from and draws from; subclasses say where messages and
     challenges come from."""
 
+    @abstractmethod
     def _next(self, kind: str) -> Send:
-        raise NotImplementedError
+        """The next message (unchecked)."""
 
+    @abstractmethod
     def draw(self) -> X.Ext:
-        raise NotImplementedError
+        """The next challenge."""
 
     def receive(
         self, kind: str, count: int, *, bound: int | None = None, array: bool = False
@@ -74,8 +77,9 @@ class VerifierChannel:
         self._accepted(kind, values)
         return values if array else values.tolist()
 
-    def _accepted(self, kind: str, values: np.ndarray) -> None:
-        """A checked message (Fiat–Shamir absorbs it here, never before the checks)."""
+    def _accepted(self, kind: str, values: np.ndarray) -> None:  # noqa: B027 — a hook, no-op by default
+        """A checked message (Fiat–Shamir absorbs it here, never before the checks;
+        interactively there is nothing to do)."""
 
 
 def _integers(values: Any, kind: str, count: int) -> np.ndarray:

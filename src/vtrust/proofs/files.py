@@ -68,9 +68,12 @@ def write_proof(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
     return atomic_write_text(path, json.dumps(document, separators=(",", ":")))
 
 
-def read_header(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> dict[str, Any]:
-    """Parse a proof file and check its framing; the document (contents unchecked).
-    A missing file is bad input (:class:`InputError`), not a rejected proof."""
+def read_document(
+    path: str | os.PathLike[str], framing: dict[str, Any], *, max_bytes: int
+) -> dict[str, Any]:
+    """A proof file's JSON object with its ``framing`` fields (format, version, field …)
+    checked exactly; ProofRejected for anything unreadable or other, InputError for a
+    missing file (bad input, not a rejected proof). Shared by every proof format."""
     try:
         size = Path(path).stat().st_size
         if size > max_bytes:
@@ -86,9 +89,17 @@ def read_header(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> di
         raise ProofRejected(f"unreadable proof file ({type(exc).__name__})") from None
     if not isinstance(document, dict):
         raise ProofRejected("a proof file holds one JSON object")
-    for key, want in (("format", FORMAT), ("version", VERSION), ("field", FIELD)):
+    for key, want in framing.items():
         if document.get(key) != want or type(document.get(key)) is not type(want):
             raise ProofRejected(f"{key} must be {want!r}")
+    return document
+
+
+def read_header(path: str | os.PathLike[str], *, max_bytes: int = 1 << 30) -> dict[str, Any]:
+    """Parse a proof file and check its framing; the document (contents unchecked).
+    A missing file is bad input (:class:`InputError`), not a rejected proof."""
+    framing = {"format": FORMAT, "version": VERSION, "field": FIELD}
+    document = read_document(path, framing, max_bytes=max_bytes)
     if document.get("mode") != "fiat-shamir":
         raise ProofRejected("only Fiat–Shamir proofs are stored in files")
     if document.get("protocol") not in PROTOCOLS:

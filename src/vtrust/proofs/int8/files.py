@@ -29,6 +29,7 @@ from safetensors.numpy import save as st_save
 from vtrust._io import atomic_write_bytes, atomic_write_text, parse_json
 from vtrust.errors import CircuitError, InputError, ModelFileError, ProofRejected
 from vtrust.proofs.channel import Send
+from vtrust.proofs.files import read_document
 from vtrust.proofs.int8.network import Add, Conv, Dense, Flatten, Int8Network, MaxPool, Requant
 from vtrust.proofs.int8.ptq import QuantizedModel
 
@@ -171,25 +172,9 @@ def write_proof(path: str | os.PathLike[str], document: dict[str, Any]) -> Path:
 def read_proof(path: str | os.PathLike[str], network: Int8Network) -> tuple[np.ndarray, list[Send]]:
     """The proof's inputs (int8 values, checked against the network's shape) and
     messages; ProofRejected for anything malformed, InputError for a missing file."""
-    try:
-        size = Path(path).stat().st_size
-        if size > MAX_PROOF_BYTES:
-            raise ProofRejected(f"proof file is {size} bytes, more than {MAX_PROOF_BYTES}")
-        document = parse_json(Path(path).read_text(encoding="utf-8"))
-    except ProofRejected:
-        raise
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such proof file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a proof file") from None
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProofRejected(f"unreadable proof file ({type(exc).__name__})") from None
-    if not isinstance(document, dict):
-        raise ProofRejected("a proof file holds one JSON object")
-    for key, want in (("format", PROOF_FORMAT), ("version", PROOF_VERSION), ("field", FIELD),
-                      ("mode", "fiat-shamir")):  # fmt: skip
-        if document.get(key) != want or type(document.get(key)) is not type(want):
-            raise ProofRejected(f"{key} must be {want!r}")
+    framing = {"format": PROOF_FORMAT, "version": PROOF_VERSION, "field": FIELD,
+               "mode": "fiat-shamir"}  # fmt: skip
+    document = read_document(path, framing, max_bytes=MAX_PROOF_BYTES)
     if document.get("network_sha256") != network.sha256():
         raise ProofRejected("the proof is for a different network")
     try:
