@@ -41,3 +41,40 @@ def test_verify(benchmark, setting):
     messages = P.prove_noninteractive(network, x)
     verified = benchmark(P.verify_noninteractive, network, x, messages)
     assert (verified.outputs.reshape(len(x), -1) == network.predict(x)).all()
+
+
+@pytest.fixture(scope="module")
+def imported_mnist():
+    """The MNIST-shaped .tflite fixture (two convolutions, two max-pools, two dense
+    layers), imported exactly, at batch 1."""
+    from pathlib import Path
+
+    pytest.importorskip("ai_edge_litert.interpreter")
+    from vtrust.proofs.int8.litert import import_tflite
+
+    raw = (Path(__file__).parent.parent / "tests/fixtures/mnist_int8.tflite").read_bytes()
+    network = import_tflite(raw).network
+    x = np.random.default_rng(2).integers(0, 256, (1, *network.input_shape))
+    P.run_interactive(network, x)  # warm kernels
+    return raw, network, x
+
+
+def test_import_tflite_execute_and_prove(benchmark, imported_mnist):
+    """Import (flatbuffer → integer network), execute and prove, all inside the call."""
+    from vtrust.proofs.int8.litert import import_tflite
+
+    raw, _, x = imported_mnist
+
+    def import_execute_prove():
+        network = import_tflite(raw).network
+        return P.prove_noninteractive(network, x, network.forward(x))
+
+    messages = benchmark(import_execute_prove)
+    benchmark.extra_info.update(proof_kb=P.proof_size(messages)["total"] / 1000)
+
+
+def test_verify_imported_tflite(benchmark, imported_mnist):
+    _, network, x = imported_mnist
+    messages = P.prove_noninteractive(network, x)
+    verified = benchmark(P.verify_noninteractive, network, x, messages)
+    assert (verified.outputs.reshape(len(x), -1) == network.predict(x)).all()

@@ -37,6 +37,7 @@ from vtrust.data import load_dataset  # noqa: E402
 from vtrust.models import TrainConfig, fit  # noqa: E402
 from vtrust.models.recipes import train_model  # noqa: E402
 from vtrust.proofs.int8 import protocol as P  # noqa: E402
+from vtrust.proofs.int8.litert import compare_with_litert, import_tflite  # noqa: E402
 from vtrust.proofs.int8.ptq import quantize_model  # noqa: E402
 from vtrust.proofs.int8.shapes import (  # noqa: E402
     ARCHITECTURES,
@@ -95,16 +96,20 @@ def accuracy_part(args) -> dict:
     return {"dataset": args.dataset, "test_size": int(len(splits.test.y)), "models": out}
 
 
-def cost_point(network, batch: int, repeats: int, seed: int) -> dict:
-    """Forward, prove and verify times (medians), ratios, proof size, soundness."""
+def cost_point(network, batch: int, repeats: int, seed: int, inputs=None) -> dict:
+    """Forward, prove and verify times (medians), ratios, proof size, soundness; on
+    random inputs, or the first ``batch`` of ``inputs`` (then without the torch twin)."""
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 128, size=(batch, *network.input_shape))
-    twin, xt = float_twin(network), torch.from_numpy(x.astype(np.float32))
+    if inputs is None:
+        x = rng.integers(0, 128, size=(batch, *network.input_shape))
+        twin, xt = float_twin(network), torch.from_numpy(x.astype(np.float32))
+    else:
+        x, twin = inputs[:batch], None
     P.run_interactive(network, x[:1])  # warm the kernels
     values = network.forward(x)
     messages = P.prove_noninteractive(network, x, values)
     with torch.no_grad():
-        torch_s = median_seconds(lambda: twin(xt), repeats)
+        torch_s = median_seconds(lambda: twin(xt), repeats) if twin is not None else None
     forward_s = median_seconds(lambda: network.forward(x), repeats)
     prove_s = median_seconds(lambda: P.prove_noninteractive(network, x, values), repeats)
     verify_s = median_seconds(lambda: P.verify_noninteractive(network, x, messages), repeats)
@@ -114,11 +119,51 @@ def cost_point(network, batch: int, repeats: int, seed: int) -> dict:
         "batch": batch, "parameters": _parameters(network),
         "torch_forward_s": torch_s, "int8_forward_s": forward_s, "extra_prover_s": prove_s,
         "execute_prove_s": forward_s + prove_s, "verify_s": verify_s,
-        "int8_over_torch": forward_s / torch_s, "extra_prover_over_forward": prove_s / forward_s,
+        "int8_over_torch": None if torch_s is None else forward_s / torch_s,
+        "extra_prover_over_forward": prove_s / forward_s,
         "verify_over_forward": verify_s / forward_s,
         "proof_kb": sizes["total"] / 1000, "auxiliary_kb": sizes["auxiliary"] / 1000,
         "proof_bytes": sizes, "soundness_total": stated["total"], "soundness_bits": stated["bits"],
     }  # fmt: skip
+
+
+def litert_part(args) -> dict:
+    """The .tflite fixtures imported exactly: int8 values differing from LiteRT's
+    reference, optimised and default (XNNPACK) kernels; accuracies; proof costs."""
+    fixtures = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
+    out = {}
+    for name in ("digits_int8", "mnist_int8"):
+        progress.stage(f"[int8] importing {name}.tflite and comparing with LiteRT")
+        raw = (fixtures / f"{name}.tflite").read_bytes()
+        started = time.perf_counter()
+        imported = import_tflite(raw, name)
+        import_s = time.perf_counter() - started
+        builtin = import_tflite(raw, name, "builtin")
+        network = imported.network
+        try:
+            splits = load_dataset(args.dataset, seed=args.seed, input_shape=network.input_shape)
+            test = splits.test
+            x = imported.quantized.quantize_inputs(test.x[: args.litert_images])
+            y, data = test.y[: args.litert_images], f"{args.dataset} test split"
+        except Exception:  # noqa: BLE001 — the dataset's images do not fit this model
+            low, high = network.input_range
+            rng = np.random.default_rng(args.seed)
+            x = rng.integers(low, high + 1, (args.litert_images, *network.input_shape))
+            y, data = None, "random int8 images"
+        cases = {
+            "reference": (imported, "reference"),
+            "builtin, imported for reference": (imported, "builtin"),
+            "builtin": (builtin, "builtin"),
+            "XNNPACK (default)": (imported, "default"),
+        }
+        row = {"layers": len(network.layers), "parameters": _parameters(network),
+               "import_s": import_s, "data": data, "images": int(len(x)),
+               "kernels": {key: compare_with_litert(model, raw, x, kernels, y)
+                           for key, (model, kernels) in cases.items()}}  # fmt: skip
+        row["costs"] = {f"@{b}": cost_point(network, b, args.repeats, args.seed, x)
+                        for b in (1, 16)}  # fmt: skip
+        out[name] = row
+    return out
 
 
 def _parameters(network) -> int:
@@ -177,6 +222,9 @@ def main() -> None:
     parser.add_argument("--lenet-epochs", type=int, default=8)
     parser.add_argument("--no-timit", action="store_true", help="skip the TIMIT shape")
     parser.add_argument("--no-probes", action="store_true", help="skip the memory probes")
+    parser.add_argument("--no-litert", action="store_true", help="skip the .tflite imports")
+    parser.add_argument("--litert-images", type=int, default=256,
+                        help="images compared with LiteRT per fixture")  # fmt: skip
     parser.add_argument("--points", type=int, default=None,
                         help="only the first N cost points (a reduced run)")  # fmt: skip
     parser.add_argument("--probe", choices=sorted(PROBES), help=argparse.SUPPRESS)
@@ -197,6 +245,8 @@ def main() -> None:
         progress.stage("[int8] TIMIT shape with ReLU (batch 512, 1845-2000-2000-2000-183)")
         results["costs"]["timit@512"] = cost_point(timit_relu(seed=args.seed), 512, args.repeats,
                                                    args.seed)  # fmt: skip
+    if not args.no_litert:
+        results["litert"] = litert_part(args)
     if not args.no_probes:
         results["probes"] = {kind: run_probe_child(kind, batch) for kind, batch in PROBES.items()}
     results["zkcnn"], results["deepprove_cnn264k"] = ZKCNN, DEEPPROVE_CNN264K
@@ -226,6 +276,8 @@ def write_report(results: dict, args) -> None:
                       "execute + prove ms", "verify ms", "int8/torch", "prover/forward",
                       "verify/forward", "proof KB", "of which in the clear KB", "FS bits"],
                      rows)  # fmt: skip
+    if results.get("litert"):
+        _litert_tables(report, results["litert"])
     for kind, p in results.get("probes", {}).items():
         report.add_text(
             f"Probe {kind} at batch {p['batch']} ({p['parameters']:,} parameters): build "
@@ -243,6 +295,31 @@ def write_report(results: dict, args) -> None:
     results["numerics"] = numerics_record()
     report.write(args.out, results, json_name="results.json")
     progress.stage(f"[int8] wrote {args.out / 'report.md'}")
+
+
+def _litert_tables(report: Report, litert: dict) -> None:
+    rows = []
+    for name, row in litert.items():
+        for kernels, c in row["kernels"].items():
+            accuracy = "—"
+            if "vtrust_accuracy" in c:
+                accuracy = f"{c['vtrust_accuracy']:.4f} / {c['litert_accuracy']:.4f}"
+            logits = f"{c['logit_mismatches']} of {c['logit_values']}"
+            rows.append([name, kernels, f"{c['images']} ({row['data']})",
+                         str(sum(c["layers"].values())), logits,
+                         f"{c['argmax_agreement']:.4f}", accuracy])  # fmt: skip
+    report.add_table("Imported .tflite models against LiteRT's kernels (int8 values that differ)",
+                     ["model", "LiteRT kernels", "images", "activations", "logits",
+                      "argmax agreement", "accuracy vtrust / LiteRT"], rows)  # fmt: skip
+    rows = []
+    for name, row in litert.items():
+        for key, c in row["costs"].items():
+            rows.append([f"{name}{key}", f"{c['extra_prover_s'] * 1000:.1f}",
+                         f"{c['verify_s'] * 1000:.1f}", f"{c['proof_kb']:.1f}",
+                         f"{c['soundness_bits']:.1f}"])  # fmt: skip
+    report.add_table("Proving the imported models (one thread, medians)",
+                     ["model@batch", "extra prover ms", "verify ms", "proof KB", "FS bits"],
+                     rows)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -240,7 +240,33 @@ def int8(r: dict, n: int) -> str:
             ["probe", "batch", "build + forward s", "extra prover s", "verify s",
              "peak RSS MB (goal: conv ≤ 1,000, dense ≤ 2,000)", "of which the interpreter MB"],
             rows)  # fmt: skip
-    return text
+    return text + _int8_litert(r.get("litert") or {})
+
+
+def _int8_litert(litert: dict) -> str:
+    """The imported .tflite fixtures: int8 values differing from LiteRT's kernels."""
+    if not litert:
+        return ""
+    order = ["reference", "builtin", "builtin, imported for reference", "XNNPACK (default)"]
+    rows = []
+    for name, row in litert.items():
+        cases = sorted(row["kernels"].items(), key=lambda kv: (order + [kv[0]]).index(kv[0]))
+        for kernels, c in cases:
+            accuracy = "—"
+            if "vtrust_accuracy" in c:
+                accuracy = f"{_f(c['vtrust_accuracy'], 4)} / {_f(c['litert_accuracy'], 4)}"
+            at_one = row["costs"]["@1"]
+            logits = f"{c['logit_mismatches']} of {c['logit_values']}"
+            rows.append([name, kernels, f"{c['images']} ({row['data']})",
+                         sum(c["layers"].values()), logits,
+                         accuracy, _f(at_one["extra_prover_s"] * 1000, 1),
+                         _f(at_one["verify_s"] * 1000, 1), _f(at_one["proof_kb"], 1)])  # fmt: skip
+    return ("\n\nImported `.tflite` int8 models (`vtrust int8 import`; int8 values that differ "
+            "from LiteRT's kernels over every layer; proof at batch 1; `mnist_int8` was trained "
+            "on digits upscaled to 28×28 — `tests/fixtures/make_tflite.py` — hence its MNIST "
+            "accuracy):\n\n") + markdown_table(
+        ["model", "LiteRT kernels", "images", "activations differing", "logits differing",
+         "accuracy vtrust / LiteRT", "prove ms", "verify ms", "proof KB"], rows)  # fmt: skip
 
 
 def scrambling(r: dict, n: int) -> str:

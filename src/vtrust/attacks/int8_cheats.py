@@ -34,6 +34,7 @@ from vtrust.proofs import field as F
 from vtrust.proofs.channel import InteractiveChannel, prove_fiat_shamir
 from vtrust.proofs.int8.mle import padded_dims
 from vtrust.proofs.int8.network import (
+    INT8_MAX,
     Add,
     Int8Network,
     MaxPool,
@@ -100,10 +101,10 @@ def _wraparound(network: Int8Network, x: np.ndarray):
     for position in range(w.quotients.size):
         where = np.unravel_index(position, w.quotients.shape)
         padded = int(np.ravel_multi_index(where, dims))
-        if remainders[padded] >= 1 and z[where] < 127:
+        if remainders[padded] >= 1 and z[where] < requant.high:
             break
     else:
-        raise InputError("no remainder of at least 1 below an activation under 127")
+        raise InputError("no remainder of at least 1 below an unclamped activation")
     quotients = w.quotients.copy()
     quotients[where] += 1 << (61 - t)
     remainders[padded] -= 1
@@ -130,7 +131,7 @@ def _effective_add(network: Int8Network, x: np.ndarray, target: int) -> list[np.
     blocks = plan(network, len(x))
     later = [w.quotients for b, w in zip(blocks, witness(network, honest), strict=True)
              if b.index > target]  # fmt: skip
-    for position in np.flatnonzero(honest[target + 1].ravel() < 127)[:256]:
+    for position in np.flatnonzero(honest[target + 1].ravel() < INT8_MAX)[:256]:
 
         def tamper(i: int, v: np.ndarray, position=position) -> np.ndarray:
             if i != target:
@@ -158,17 +159,18 @@ def _first(network: Int8Network, kind: type, layer: int | None) -> int:
 
 def _relu_up(network: Int8Network, i: int, acc: np.ndarray) -> np.ndarray:
     """Accumulators of linear layer i with one entry raised until its requantised value
-    is one higher (an entry below 127)."""
+    is one higher (an entry inside the clamp)."""
     requant = network.layers[i + 1]
     m = channel_multipliers(requant, acc.shape[1])
     z = requantise(acc, requant)
-    candidates = np.argwhere((z > requant.low) & (z < 127))
+    candidates = np.argwhere((z > requant.low) & (z < requant.high))
     if not len(candidates):
         raise InputError("no unclamped activation to raise")
     where = tuple(candidates[0])
-    step = -(-(1 << requant.shift) // int(m[where[1]]))  # ⌈2^k / M⌉ raises z by one
+    step = -(-(1 << requant.shift) // int(m[where[1]]))  # ⌈2^k / M⌉ raises t by one
     out = acc.copy()
-    out[where] += step
+    while requantise(out[where[0] : where[0] + 1], requant)[(0, *where[1:])] == z[where]:
+        out[where] += step  # a post-shift needs t raised several times
     return out
 
 
@@ -267,3 +269,29 @@ register(
     "attacks", "int8-dishonest-prover", CheatParams,
     "verifiable inference for int8 networks: a prover that cheats by the smallest step",
 )(DishonestProver)  # fmt: skip
+
+
+def attack_verifier(network: Int8Network, x: np.ndarray, modes=("fiat-shamir", "interactive"),
+                    ) -> list[dict[str, Any]]:  # fmt: skip
+    """Every ``int8-dishonest-prover`` of the attack catalog against the verifier of
+    ``network`` on inputs x, in each mode: one row per (entry, mode) with ``accepted``
+    (True: the promise is broken), or ``applicable`` False where the network has no
+    layer the cheat needs (an add, a max-pool)."""
+    import dataclasses
+
+    from vtrust.catalog import list_entries
+
+    rows = []
+    for entry in list_entries("attacks"):
+        if entry.kind != DishonestProver.kind:
+            continue
+        for mode in modes:
+            attack = entry.build()
+            attack.params = dataclasses.replace(attack.params, mode=mode)
+            try:
+                row = attack.attempt(network, x)
+            except InputError as exc:  # the cheat needs a layer this network lacks
+                row = {"cheat": attack.params.cheat, "mode": mode, "accepted": False,
+                       "applicable": False, "reason": str(exc)}  # fmt: skip
+            rows.append({"attack": entry.name, "applicable": True, **row})
+    return rows

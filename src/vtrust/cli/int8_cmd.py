@@ -1,4 +1,5 @@
-"""``vtrust int8 quantize | prove | verify``: verifiable inference for int8 networks."""
+"""``vtrust int8 quantize | import | prove | verify | attack``: verifiable inference for
+int8 networks."""
 
 from __future__ import annotations
 
@@ -62,6 +63,49 @@ def quantize(model_file, out, per_channel, calibration, data, as_json):
         return
     click.echo(f"float accuracy {result['float_accuracy']:.4f}, int8 accuracy "
                f"{int_accuracy:.4f}; wrote {out}")  # fmt: skip
+
+
+@int8.command("import")
+@click.option("--model", "model_file", type=INPUT_FILE, required=True,
+              help="A fully integer LiteRT / TFLite model (.tflite, int8 in and out).")  # fmt: skip
+@click.option("--out", type=OUTPUT_FILE, required=True, help="The int8 network file to write.")
+@click.option("--kernels", type=click.Choice(["reference", "builtin"]), default="reference",
+              show_default=True,
+              help="Whose rounding to reproduce, and compare with: TFLite's reference kernels "
+                   "or the optimised ones (XNNPACK, LiteRT's default delegate, rounds in "
+                   "float and is reproduced by neither).")  # fmt: skip
+@click.option("--images", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Test images to compare on.")  # fmt: skip
+@data_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def import_(model_file, out, kernels, images, data, as_json):
+    """Import a .tflite int8 model exactly (its integer arithmetic, not a re-quantisation)
+    and report how many int8 values differ from LiteRT's on test images."""
+    from vtrust.data import load_dataset
+    from vtrust.proofs.int8.files import save_network
+    from vtrust.proofs.int8.litert import compare_with_litert, import_tflite
+    from vtrust.targets.options import read_model_bytes
+
+    raw = read_model_bytes(model_file)
+    imported = import_tflite(raw, str(model_file), kernels)
+    network = imported.network
+    splits = load_dataset(data or "digits", input_shape=network.input_shape,
+                          n_classes=network.n_outputs)  # fmt: skip
+    test = splits.test
+    x = imported.quantized.quantize_inputs(test.x[:images])
+    comparison = compare_with_litert(imported, raw, x, kernels, test.y[:images])
+    result = {"network_sha256": save_network(out, imported.quantized), "network": str(out),
+              **comparison}  # fmt: skip
+    if as_json:
+        emit_json(result)
+        return
+    verdict = ("every int8 value equal" if comparison["exact"] else
+               f"{comparison['logit_mismatches']} of {comparison['logit_values']} logits and "
+               f"{sum(comparison['layers'].values())} activations differ")  # fmt: skip
+    click.echo(f"imported {len(network.layers)} layers; against LiteRT's {kernels} kernels on "
+               f"{comparison['images']} test images: {verdict} (accuracy "
+               f"{comparison['vtrust_accuracy']:.4f} against LiteRT's "
+               f"{comparison['litert_accuracy']:.4f}); wrote {out}")  # fmt: skip
 
 
 @int8.command("prove")
@@ -141,3 +185,37 @@ def verify(network_file, proof_file, input_file, as_json):
         click.echo(f"accepted: predictions {result['predictions']} ({seconds * 1000:.1f} ms); "
                    f"checked {checked}; {bits:.0f}-bit non-interactive soundness")  # fmt: skip
     return 0
+
+
+@int8.command("attack")
+@click.option("--network", "network_file", type=INPUT_FILE, required=True,
+              help="Your int8 network file: the verifier under attack.")  # fmt: skip
+@click.option("--input", "input_file", type=INPUT_FILE, default=None,
+              help="Images (.npy, float in [0, 1]); default: 2 random inputs.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def attack(network_file, input_file, as_json):
+    """Run every dishonest prover of the attack catalog against your network's verifier,
+    in both modes; exit 0 when every cheat is rejected, 1 when one is accepted."""
+    import numpy as np
+
+    from vtrust.attacks.int8_cheats import attack_verifier
+    from vtrust.proofs.int8.files import load_network
+
+    quantized = load_network(network_file)
+    network = quantized.network
+    if input_file is not None:
+        x = quantized.quantize_inputs(_images(input_file, network.input_shape))
+    else:  # not a secret: the cheats must fail on any input
+        low, high = network.input_range
+        x = np.random.default_rng(0).integers(low, high + 1, (2, *network.input_shape))
+    rows = attack_verifier(network, x)
+    broken = [r for r in rows if r["accepted"]]
+    if as_json:
+        emit_json({"rows": rows, "broken": len(broken)})
+    else:
+        for r in rows:
+            verdict = ("ACCEPTED" if r["accepted"] else "rejected" if r["applicable"]
+                       else "not applicable")  # fmt: skip
+            click.echo(f"{r['attack']:<18} {r['mode']:<12} {verdict}: {r['reason']}")
+        click.echo(f"{len(broken)} of {len(rows)} cheats accepted")
+    return 1 if broken else 0

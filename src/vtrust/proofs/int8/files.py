@@ -2,9 +2,10 @@
 (versioned JSON).
 
 A network file holds every layer's integer tensors (``layer<i>.weight`` int8,
-``.bias`` int64, ``.multiplier`` int64) and, in the safetensors header's metadata, one
-JSON record: format, version, input shape, the scales relating the integers to the
-float model, and per layer its kind and settings. Loading checks everything and builds
+``.bias`` int64, ``.multiplier`` and an optional ``.post_shift`` int64) and, in the
+safetensors header's metadata, one JSON record: format, version, input shape and range,
+the scales and zero point relating the integers to the float model, and per layer its
+kind and settings. Loading checks everything and builds
 the :class:`~vtrust.proofs.int8.network.Int8Network` (which refuses what it cannot
 express); any problem is a :class:`~vtrust.errors.ModelFileError`.
 
@@ -33,7 +34,7 @@ from vtrust.proofs.files import read_document
 from vtrust.proofs.int8.network import Add, Conv, Dense, Flatten, Int8Network, MaxPool, Requant
 from vtrust.proofs.int8.ptq import QuantizedModel
 
-NETWORK_FORMAT, NETWORK_VERSION = "vtrust-int8-network", 1
+NETWORK_FORMAT, NETWORK_VERSION = "vtrust-int8-network", 2
 PROOF_FORMAT, PROOF_VERSION = "vtrust-int8-proof", 1
 FIELD = "2^61-1"
 MAX_PROOF_BYTES = 1 << 31
@@ -53,8 +54,12 @@ def save_network(path: str | os.PathLike[str], quantized: QuantizedModel) -> str
             if isinstance(layer, Conv):
                 record.update(stride=layer.stride, padding=layer.padding)
         elif isinstance(layer, Requant):
-            record.update(kind="requant", shift=layer.shift, relu=layer.relu)
+            clamp = None if layer.clamp is None else [int(v) for v in layer.clamp]
+            record.update(kind="requant", shift=layer.shift, relu=layer.relu, clamp=clamp,
+                          rounding=layer.rounding)  # fmt: skip
             tensors[f"layer{i}.multiplier"] = np.asarray(layer.multiplier, dtype=np.int64)
+            if layer.post_shift is not None:
+                tensors[f"layer{i}.post_shift"] = np.asarray(layer.post_shift, dtype=np.int64)
         elif isinstance(layer, MaxPool):
             record.update(kind="maxpool", size=layer.size)
         elif isinstance(layer, Add):
@@ -64,7 +69,8 @@ def save_network(path: str | os.PathLike[str], quantized: QuantizedModel) -> str
             record.update(kind="flatten")
         layers.append(record)
     meta = {"format": NETWORK_FORMAT, "version": NETWORK_VERSION,
-            "input_shape": list(network.input_shape), "input_scale": quantized.input_scale,
+            "input_shape": list(network.input_shape), "input_range": list(network.input_range),
+            "input_scale": quantized.input_scale, "input_zero_point": quantized.input_zero_point,
             "output_scale": np.asarray(quantized.output_scale, dtype=np.float64).tolist(),
             "layers": layers, "sha256": network.sha256()}  # fmt: skip
     raw = st_save(tensors, metadata={"vtrust-int8": json.dumps(meta, sort_keys=True)})
@@ -124,8 +130,16 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> QuantizedM
         elif kind == "requant":
             if type(record["shift"]) is not int or type(record["relu"]) is not bool:
                 raise TypeError("a requantisation needs an integer shift and a boolean relu")
+            clamp = record["clamp"]
+            if clamp is not None and not isinstance(clamp, list):
+                raise TypeError("a clamp is null or two integers")
+            post_key = f"layer{i}.post_shift"
+            post = tensor(post_key, np.int64) if post_key in tensors else None
+            if not isinstance(record["rounding"], str):
+                raise TypeError("a rounding is a string")
             layers.append(Requant(tensor(f"layer{i}.multiplier", np.int64), record["shift"],
-                                  record["relu"]))  # fmt: skip
+                                  record["relu"], record["rounding"], post,
+                                  None if clamp is None else tuple(clamp)))  # fmt: skip
         elif kind == "maxpool":
             if type(record["size"]) is not int:
                 raise TypeError("a max-pool size must be an integer")
@@ -147,12 +161,15 @@ def _rebuild(meta: dict[str, Any], tensors: dict[str, np.ndarray]) -> QuantizedM
         isinstance(shape, list) and len(shape) == 3 and all(type(d) is int and d > 0 for d in shape)
     ):
         raise ValueError("the input shape must be three positive integers")
-    network = Int8Network(tuple(shape), tuple(layers), tuple(names))
+    bounds, zero_point = meta["input_range"], meta["input_zero_point"]
+    if not isinstance(bounds, list) or type(zero_point) is not int:
+        raise TypeError("the input range is two integers and the zero point an integer")
+    network = Int8Network(tuple(shape), tuple(layers), tuple(names), tuple(bounds))
     input_scale = float(meta["input_scale"])
     output_scale = np.asarray(meta["output_scale"], dtype=np.float64)
     if not (np.isfinite(input_scale) and input_scale > 0 and np.isfinite(output_scale).all()):
         raise ValueError("the scales must be finite and positive")
-    return QuantizedModel(network, input_scale, output_scale)
+    return QuantizedModel(network, input_scale, output_scale, zero_point)
 
 
 def proof_document(network: Int8Network, x: np.ndarray, messages: list[Send]) -> dict[str, Any]:
@@ -183,7 +200,9 @@ def read_proof(path: str | os.PathLike[str], network: Int8Network) -> tuple[np.n
             raise TypeError("inputs must be integers")
         x = network.check_inputs(x)
     except (InputError, ValueError, TypeError, OverflowError):
-        raise ProofRejected("the inputs must be int8 values of the network's input shape") from None
+        raise ProofRejected(
+            "the inputs must be integers of the network's input shape and range"
+        ) from None
     messages = document.get("messages")
     if not isinstance(messages, list):
         raise ProofRejected("messages must be a list")

@@ -78,22 +78,69 @@ class Dense:
         return (int(self.weight.shape[0]),)
 
 
+ROUNDINGS = ("floor", "double", "single", "double-up")
+
+
 @dataclass(frozen=True)
 class Requant:
-    """``clamp(⌊(M·acc + 2^(shift−1)) / 2^shift⌋, lo, 127)``; ``multiplier`` (1,) or one per
-    output channel (positive integers), ``relu`` sets lo = 0 (else −128)."""
+    """``clamp(⌊(M·acc + 2^(shift−1)) / 2^shift⌋, lo, hi)``; ``multiplier`` (1,) or one per
+    output channel (positive integers), ``relu`` sets lo = 0 (else −128), hi = 127.
+
+    Two more roundings reproduce TFLite's integer kernels (see
+    :mod:`vtrust.proofs.int8.litert`), each with ``post_shift`` e (one per tensor or
+    output channel, in [0, 31]):
+
+    * ``"double"``: t = ⌊(M·acc + 2^(k−1)) / 2^k⌋ (gemmlowp's rounding doubling high
+      multiply for k = 31), then t / 2^e rounded half away from zero;
+      ``"double-up"`` the same with the second rounding half up;
+    * ``"single"``: ⌊(M·acc + 2^(k−1+e)) / 2^(k+e)⌋, one rounding.
+
+    ``clamp`` (lo, hi) replaces the range for values stored with their zero point
+    subtracted (an 8-bit range: hi − lo ≤ 255). Every output is a function of the
+    quotient ⌊(M·acc + 2^(k−1)) / 2^T⌋ for T ≤ :attr:`max_table_bits`, which the verifier
+    holds in the clear and checks with a range proof on the remainder."""
 
     multiplier: np.ndarray
     shift: int
     relu: bool = True
+    rounding: str = "floor"
+    post_shift: np.ndarray | None = None
+    clamp: tuple[int, int] | None = None
 
     @property
     def low(self) -> int:
+        if self.clamp is not None:
+            return self.clamp[0]
         return 0 if self.relu else INT8_MIN
 
+    @property
+    def high(self) -> int:
+        return INT8_MAX if self.clamp is None else self.clamp[1]
+
+    @property
+    def max_table_bits(self) -> int:
+        """The largest T whose quotient determines the output."""
+        return self.shift - 1 if self.rounding == "single" else self.shift
+
     def apply(self, quotient: np.ndarray, table_bits: int) -> np.ndarray:
-        """The int8 output from the quotient ⌊(M·acc + 2^(k−1)) / 2^T⌋ (T ≤ k)."""
-        return np.clip(quotient >> (self.shift - table_bits), self.low, INT8_MAX).astype(np.int8)
+        """The outputs from the quotient q = ⌊(M·acc + 2^(k−1)) / 2^T⌋ (N, C, …), T ≤
+        :attr:`max_table_bits` (T = 0: q is M·acc + 2^(k−1) itself)."""
+        k, t_bits = self.shift, table_bits
+        if self.rounding == "floor":
+            t = quotient >> (k - t_bits)
+        else:
+            e = np.asarray(self.post_shift, dtype=np.int64)
+            e = e.reshape((1, -1) + (1,) * (quotient.ndim - 2))
+            if self.rounding in ("double", "double-up"):
+                t = quotient >> (k - t_bits)
+                half = np.where(e > 0, np.left_shift(1, np.maximum(e - 1, 0)), 0)
+                away = (t < 0) & (e > 0) if self.rounding == "double" else 0
+                t = (t + half - away) >> e
+            else:  # 2^(k−1+e) − 2^(k−1) is a multiple of 2^T: added to the quotient
+                extra = (np.left_shift(1, k - 1 + e) - (1 << (k - 1))) >> t_bits
+                t = (quotient + extra) >> (k + e - t_bits)
+        dtype = np.int8 if self.low >= INT8_MIN and self.high <= INT8_MAX else np.int16
+        return np.clip(t, self.low, self.high).astype(dtype)
 
 
 @dataclass(frozen=True)
@@ -158,11 +205,15 @@ class Int8Network:
     Attributes:
         layers: in forward order (see the module).
         names: one name per layer (its source module, for messages).
+        input_range: the inputs' (lo, hi), an 8-bit range (hi − lo ≤ 255): int8 by
+            default, or int8 values with their zero point subtracted (an imported
+            TFLite model's inputs).
     """
 
     input_shape: tuple[int, int, int]
     layers: tuple[Layer, ...]
     names: tuple[str, ...] = ()
+    input_range: tuple[int, int] = (INT8_MIN, INT8_MAX)
 
     def __post_init__(self) -> None:
         if not self.names:
@@ -171,6 +222,8 @@ class Int8Network:
             )
         if len(self.names) != len(self.layers):
             raise CircuitError("one name per layer")
+        _check_range(self.input_range, "the input range")
+        object.__setattr__(self, "input_range", tuple(int(v) for v in self.input_range))
         self.shapes  # noqa: B018 — validates chaining and bounds
         self.accumulator_bounds  # noqa: B018
 
@@ -201,6 +254,7 @@ class Int8Network:
                         raise CircuitError(
                             "multipliers: one positive int32 per tensor or output channel"
                         )
+                    _check_rounding(layer, shape[0])
                 elif isinstance(layer, LINEAR):
                     if i != linear_seen[-1] and not isinstance(self._after(i), Requant):
                         raise CircuitError("every linear layer but the last needs a requantisation")
@@ -251,14 +305,26 @@ class Int8Network:
         return self.layers[i + 1] if i + 1 < len(self.layers) else None
 
     @functools.cached_property
+    def value_ranges(self) -> list[tuple[int, int]]:
+        """The (lo, hi) of the values entering each layer (for a linear layer: of its
+        inputs; a range is None inside a linear layer's accumulators)."""
+        ranges, current = [], self.input_range
+        for layer in self.layers:
+            ranges.append(current)
+            if isinstance(layer, Requant | Add):
+                current = (layer.low, layer.high if isinstance(layer, Requant) else INT8_MAX)
+        return ranges
+
+    @functools.cached_property
     def accumulator_bounds(self) -> list[int]:
-        """Per linear layer, the largest |acc| any int8 input can produce; CircuitError
-        where it, or the requantised product, exceeds what stays exact."""
+        """Per linear layer, the largest |acc| any admissible input can produce;
+        CircuitError where it, or the requantised product, exceeds what stays exact."""
         bounds = []
         for i, layer in enumerate(self.layers):
             if not isinstance(layer, LINEAR):
                 continue
-            bound = int((_abs_row_sums(layer.weight) * 128 + np.abs(layer.bias)).max())
+            top = max(abs(v) for v in self.value_ranges[i])
+            bound = int((_abs_row_sums(layer.weight) * top + np.abs(layer.bias)).max())
             if bound >= MAX_ACCUMULATOR:
                 raise CircuitError(f"{self.names[i]}: accumulators could reach {bound:.3g}")
             after = self._after(i)
@@ -287,15 +353,17 @@ class Int8Network:
         return int(np.prod(self.shapes[-1]))
 
     def check_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Integer inputs (N, C, H, W) in the int8 range, as int64; InputError otherwise."""
+        """Integer inputs (N, C, H, W) in the input range, as int64; InputError otherwise."""
         x = np.asarray(x)
         if x.ndim != 4 or tuple(x.shape[1:]) != tuple(self.input_shape) or len(x) < 1:
             expected = ", ".join(map(str, self.input_shape))
             raise InputError(f"inputs must have shape (N, {expected}), got {x.shape}")
         if not np.issubdtype(x.dtype, np.integer):
             raise InputError(f"inputs must be integers, got {x.dtype}")
-        if x.size and (x.min() < INT8_MIN or x.max() > INT8_MAX):
-            raise InputError("inputs must be int8 values")
+        low, high = self.input_range
+        if x.size and (x.min() < low or x.max() > high):
+            what = "int8 values" if (low, high) == (INT8_MIN, INT8_MAX) else f"in [{low}, {high}]"
+            raise InputError(f"inputs must be {what}")
         return x.astype(np.int64)
 
     def accumulate(self, index: int, x: np.ndarray) -> np.ndarray:
@@ -352,8 +420,8 @@ class Int8Network:
 
     @functools.cached_property
     def _digest(self) -> str:
-        h = hashlib.sha256(b"vtrust-int8-network/1")
-        h.update(np.array(self.input_shape, "<i8").tobytes())
+        h = hashlib.sha256(b"vtrust-int8-network/2")
+        h.update(np.array([*self.input_shape, *self.input_range], "<i8").tobytes())
         for layer in self.layers:
             h.update(type(layer).__name__.encode() + b"\0")
             if isinstance(layer, LINEAR):
@@ -364,9 +432,10 @@ class Int8Network:
                     h.update(np.array([layer.stride, layer.padding], "<i8").tobytes())
             elif isinstance(layer, Requant):
                 m = np.asarray(layer.multiplier, "<i8")
-                h.update(
-                    np.array([len(m), layer.shift, int(layer.relu)], "<i8").tobytes() + m.tobytes()
-                )
+                e = np.asarray([] if layer.post_shift is None else layer.post_shift, "<i8")
+                fields = [len(m), layer.shift, int(layer.relu), ROUNDINGS.index(layer.rounding),
+                          layer.low, layer.high, len(e)]  # fmt: skip
+                h.update(np.array(fields, "<i8").tobytes() + m.tobytes() + e.tobytes())
             elif isinstance(layer, MaxPool):
                 h.update(np.array([layer.size], "<i8").tobytes())
             elif isinstance(layer, Add):
@@ -387,8 +456,8 @@ def rounded(acc: np.ndarray, layer: Requant) -> np.ndarray:
 
 
 def requantise(acc: np.ndarray, layer: Requant) -> np.ndarray:
-    """The int8 outputs of a requantisation."""
-    return np.clip(rounded(acc, layer) >> layer.shift, layer.low, INT8_MAX).astype(np.int8)
+    """The outputs of a requantisation."""
+    return layer.apply(rounded(acc, layer), 0)
 
 
 def _abs_row_sums(weight: np.ndarray) -> np.ndarray:
@@ -411,6 +480,41 @@ def _store_parameters(layer: Conv | Dense, ndim: int) -> None:
         raise CircuitError("one bias per output channel")
     object.__setattr__(layer, "weight", np.ascontiguousarray(weight, dtype=np.int8))
     object.__setattr__(layer, "bias", np.ascontiguousarray(bias, dtype=np.int64))
+
+
+def _check_range(bounds, what: str) -> None:
+    """An 8-bit range of integers: lo < hi, hi − lo ≤ 255, both within ±255."""
+    if (
+        not isinstance(bounds, tuple | list)
+        or len(bounds) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int | np.integer) for v in bounds)
+        or not -255 <= bounds[0] < bounds[1] <= 255
+        or bounds[1] - bounds[0] > 255
+    ):
+        raise CircuitError(f"{what} must be two integers lo < hi with hi − lo ≤ 255")
+
+
+def _check_rounding(layer: Requant, channels: int) -> None:
+    """The rounding, its post-shift (one per tensor or channel, in [0, 31]) and the
+    optional clamp."""
+    if layer.rounding not in ROUNDINGS:
+        raise CircuitError(f"the rounding must be one of {', '.join(ROUNDINGS)}")
+    if (layer.post_shift is None) != (layer.rounding == "floor"):
+        raise CircuitError("the double and single roundings (only) take post-shifts")
+    if layer.rounding == "single" and layer.shift < 2:
+        raise CircuitError("a single rounding needs a shift of at least 2")
+    if layer.post_shift is not None:
+        e = np.asarray(layer.post_shift)
+        if (
+            e.ndim != 1
+            or len(e) not in (1, channels)
+            or not np.issubdtype(e.dtype, np.integer)
+            or (e < 0).any()
+            or (e > 31).any()
+        ):
+            raise CircuitError("post-shifts: one integer in [0, 31] per tensor or output channel")
+    if layer.clamp is not None:
+        _check_range(layer.clamp, "a clamp")
 
 
 def _check_integer(a: np.ndarray, low: int, high: int, what: str) -> None:

@@ -84,7 +84,7 @@ def plan(network: Int8Network, batch: int) -> list[Block]:
         requant = network.layers[index + 1]
         total = sum(bits(d) for d in padded_dims((batch, *network.shapes[index + 1])))
         chunk = min(total, CHUNK_BITS)
-        table = min(requant.shift, max(chunk - TABLE_OFFSET, 0), TABLE_BITS)
+        table = min(requant.max_table_bits, max(chunk - TABLE_OFFSET, 0), TABLE_BITS)
         out.append(Block(index, table, chunk, 1 << (total - chunk)))
     return out
 

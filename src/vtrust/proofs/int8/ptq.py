@@ -41,20 +41,25 @@ class QuantizedModel:
 
     Attributes:
         network: the integer network.
-        input_scale: inputs are ``round(x / input_scale)``.
+        input_scale: inputs are ``clamp(round(x / input_scale) + z, −128, 127) − z``
+            with z the ``input_zero_point`` (0 for vtrust's own quantisation; an
+            imported TFLite model's inputs are stored with their zero point removed).
         output_scale: logits ≈ output accumulators × this (per class when per-channel).
     """
 
     network: Int8Network
     input_scale: float
     output_scale: np.ndarray
+    input_zero_point: int = 0
 
     def quantize_inputs(self, x: np.ndarray) -> np.ndarray:
-        """Images in [0, 1] (N, C, H, W) → int8 inputs; InputError outside [0, 1]."""
+        """Images in [0, 1] (N, C, H, W) → the network's integer inputs; InputError
+        outside [0, 1]."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 4 or not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
             raise InputError("inputs must be finite images in [0, 1] of shape (N, C, H, W)")
-        return np.rint(x / self.input_scale).astype(np.int64)
+        z = self.input_zero_point
+        return np.clip(np.rint(x / self.input_scale) + z, -128, 127).astype(np.int64) - z
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class predictions of the integer network for float images (accumulators
