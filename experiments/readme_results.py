@@ -238,7 +238,8 @@ def int8(r: dict, n: int) -> str:
                 for kind, p in probes.items()]  # fmt: skip
         text += "\n\nMemory probes (each in its own process):\n\n" + markdown_table(
             ["probe", "batch", "build + forward s", "extra prover s", "verify s",
-             "peak RSS MB (goal: conv ≤ 1,000, dense ≤ 2,000)", "of which the interpreter MB"],
+             "peak RSS MB (goals: conv ≤ 1,000, dense, VGG11 ≤ 2,000)",
+             "of which the interpreter MB"],
             rows)  # fmt: skip
     return text + _int8_litert(r.get("litert") or {})
 
