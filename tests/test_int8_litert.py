@@ -253,6 +253,9 @@ def test_vtrust_int8_import_then_prove_and_verify(tmp_path, capsys, digits):
 @pytest.mark.parametrize("contents, message", [
     ((FIXTURES / "digits_float.tflite").read_bytes(), "fully integer"),
     (b"TFL3 is not enough", "not a TFLite flatbuffer"),
+    (b"\x1c\0\0\0TFL3" + bytes(range(200)), "not a TFLite flatbuffer"),
+    (DIGITS[:6000], "not a TFLite flatbuffer"),
+    ((FIXTURES / "random-uniform-fast.toml").read_bytes(), "not a TFLite flatbuffer"),
 ])  # fmt: skip
 def test_vtrust_int8_import_of_a_bad_model_is_one_line_exit_2(tmp_path, capsys, contents, message):
     model = tmp_path / "bad.tflite"
@@ -274,3 +277,20 @@ def test_vtrust_int8_attack_runs_the_catalog_against_your_network(tmp_path, caps
     applicable = [r for r in result["rows"] if r["applicable"]]
     assert result["broken"] == 0 and len(applicable) == 10  # every cheat but the add, twice
     assert all(r["reason"] for r in applicable)
+
+
+def test_fuzzed_flatbuffers_raise_model_file_or_circuit_errors_only():
+    """Flipped bytes anywhere in the file: the import succeeds (a changed weight, say)
+    or raises ModelFileError / CircuitError — never another exception."""
+    rng = np.random.default_rng(7)
+    outcomes = set()
+    for _ in range(150):
+        raw = bytearray(DIGITS)
+        for position in rng.integers(0, len(raw), int(rng.integers(1, 4))):
+            raw[position] = int(rng.integers(256))
+        try:
+            import_tflite(bytes(raw), "fuzzed")
+            outcomes.add("imported")
+        except (ModelFileError, CircuitError):
+            outcomes.add("refused")
+    assert outcomes == {"imported", "refused"}

@@ -15,6 +15,7 @@ from vtrust.cli.common import (
     data_option,
     emit_json,
     load_npy,
+    model_options,
     report_rejection,
 )
 
@@ -39,30 +40,35 @@ def _images(input_file: Path, input_shape: tuple[int, ...]):
 
 @int8.command("quantize")
 @click.option("--model", "model_file", type=INPUT_FILE, required=True,
-              help="A trained vtrust model file (a ReLU network).")  # fmt: skip
+              help="A trained ReLU network: a vtrust model file, ONNX, or any white-box "
+                   "target (a state dict with --arch-module …).")  # fmt: skip
 @click.option("--out", type=OUTPUT_FILE, required=True, help="The int8 network file to write.")
 @click.option("--per-channel", is_flag=True, help="One weight scale per output channel.")
 @click.option("--calibration", type=click.IntRange(min=1), default=512, show_default=True,
               help="Calibration images (from the victim split).")  # fmt: skip
 @data_option
+@model_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def quantize(model_file, out, per_channel, calibration, data, as_json):
+def quantize(model_file, out, per_channel, calibration, data, as_json, options):
     """Post-training int8 quantisation; reports float against integer accuracy."""
-    from vtrust.models import accuracy, load_with_splits
     from vtrust.proofs.int8.files import save_network
+    from vtrust.proofs.int8.onnx_chain import quantizable_module
     from vtrust.proofs.int8.ptq import quantize_model
+    from vtrust.targets import load_target_and_splits
 
-    loaded, splits = load_with_splits(model_file, data)
-    quantized = quantize_model(loaded.model, splits.victim.x[:calibration], per_channel=per_channel)
+    target, splits = load_target_and_splits(model_file, data, options)
+    module = quantizable_module(target, splits.victim.x[:calibration])
+    quantized = quantize_model(module, splits.victim.x[:calibration], per_channel=per_channel)
     int_accuracy = float((quantized.predict(splits.test.x) == splits.test.y).mean())
-    result = {"float_accuracy": accuracy(loaded.model, splits.test), "int8_accuracy": int_accuracy,
+    float_accuracy = float((target.predict(splits.test.x) == splits.test.y).mean())
+    result = {"float_accuracy": float_accuracy, "int8_accuracy": int_accuracy,
               "network_sha256": save_network(out, quantized), "network": str(out),
-              "layers": list(quantized.network.names)}  # fmt: skip
+              "format": target.format, "layers": list(quantized.network.names)}  # fmt: skip
     if as_json:
         emit_json(result)
         return
-    click.echo(f"float accuracy {result['float_accuracy']:.4f}, int8 accuracy "
-               f"{int_accuracy:.4f}; wrote {out}")  # fmt: skip
+    click.echo(f"float accuracy {float_accuracy:.4f}, int8 accuracy {int_accuracy:.4f}; "
+               f"wrote {out}")  # fmt: skip
 
 
 @int8.command("import")
@@ -82,11 +88,21 @@ def import_(model_file, out, kernels, images, data, as_json):
     """Import a .tflite int8 model exactly (its integer arithmetic, not a re-quantisation)
     and report how many int8 values differ from LiteRT's on test images."""
     from vtrust.data import load_dataset
+    from vtrust.errors import ModelFileError
     from vtrust.proofs.int8.files import save_network
     from vtrust.proofs.int8.litert import compare_with_litert, import_tflite
     from vtrust.targets.options import read_model_bytes
+    from vtrust.targets.sniff import sniff
 
     raw = read_model_bytes(model_file)
+    kind = sniff(raw)
+    if kind == "unknown":
+        raise ModelFileError(f"{model_file}: not a TFLite flatbuffer")
+    if kind != "tflite":
+        hint = {"onnx": " (ONNX QDQ models requantise in float; they are not imported)",
+                "vtrust": "; a vtrust model is quantised with `vtrust int8 quantize`"}  # fmt: skip
+        raise ModelFileError(f"{model_file}: a {kind} file, not a .tflite model"
+                             f"{hint.get(kind, '')}")  # fmt: skip
     imported = import_tflite(raw, str(model_file), kernels)
     network = imported.network
     splits = load_dataset(data or "digits", input_shape=network.input_shape,

@@ -161,6 +161,8 @@ class _Graph:
         self.raw, self.source = raw, source
 
     def tensor(self, index: int):
+        if not 0 <= index < len(self.graph.tensors):  # a negative index would wrap around
+            raise IndexError(f"tensor index {index} out of range")
         return self.graph.tensors[index]
 
     def quantization(self, index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +182,8 @@ class _Graph:
 
     def constant(self, index: int, dtype) -> np.ndarray:
         t = self.tensor(index)
+        if not 0 <= t.buffer < len(self.model.buffers):
+            raise IndexError(f"buffer index {t.buffer} out of range")
         buffer = self.model.buffers[t.buffer]
         data = buffer.data
         if (data is None or not len(data)) and getattr(buffer, "offset", 0) > 1:
@@ -202,23 +206,35 @@ class _Graph:
 def import_tflite(raw: bytes, source: str = "model", kernels: str = "reference") -> ImportedModel:
     """The integer network of a fully int8 ``.tflite`` model (see the module), with the
     roundings of TFLite's ``kernels``: 'reference' or 'builtin' (the optimised ones);
-    ModelFileError for a file that is no flatbuffer, CircuitError naming the operator
-    the circuit cannot express."""
+    ModelFileError for a file that is no flatbuffer or whose tables do not hold together
+    (an index out of range, a missing field), CircuitError naming the operator the
+    circuit cannot express."""
     if kernels not in FC_ROUNDING:
         raise ValueError(f"kernels must be one of {', '.join(FC_ROUNDING)}")
     g = _Graph(raw, source)
+    try:
+        return _walk(g, source, FC_ROUNDING[kernels])
+    except (ModelFileError, CircuitError):
+        raise
+    except (IndexError, KeyError, TypeError, AttributeError, ValueError, OverflowError) as exc:
+        # a flatbuffer's fields are offsets and indices, each trusted by nothing above
+        raise ModelFileError(f"{source}: a malformed TFLite model ({first_line(exc)})") from None
+
+
+def _walk(g: _Graph, source: str, per_channel_dense: str) -> ImportedModel:
+    """The chain from the input, operator by operator (see :func:`import_tflite`)."""
     inputs, outputs = list(g.graph.inputs), list(g.graph.outputs)
     if len(inputs) != 1 or len(outputs) != 1:
         raise CircuitError(f"{source}: one input and one output expected")
-    current = inputs[0]
+    current = int(inputs[0])
     shape = g.shape(current)
-    if len(shape) != 4 or shape[0] != 1:
+    if len(shape) != 4 or shape[0] != 1 or min(shape) < 1:
         raise CircuitError(f"{source}: the input must be one NHWC image, got shape {shape}")
     if g.tensor(current).type != TYPE_INT8:
         raise CircuitError(f"{source}: the input is not int8 — only fully integer models "
                            "(int8 in and out) can be imported exactly")  # fmt: skip
     s_in, z_in = g.activation(current)
-    builder = _Builder(g, (shape[3], shape[1], shape[2]), s_in, z_in, FC_ROUNDING[kernels])
+    builder = _Builder(g, (shape[3], shape[1], shape[2]), s_in, z_in, per_channel_dense)
     finished = False
     for number, op in enumerate(g.graph.operators):
         kind = g.ops[op.opcodeIndex][0]
@@ -226,7 +242,7 @@ def import_tflite(raw: bytes, source: str = "model", kernels: str = "reference")
         ins = [int(i) for i in op.inputs if i >= 0]
         if kind in SHAPE_OPS and all(g.tensor(o).type == TYPE_INT32 for o in op.outputs):
             continue  # computes a reshape's shape
-        if not ins or ins[0] != current:
+        if not ins or ins[0] != current or len(op.outputs) != 1:
             raise CircuitError(f"{where}: not on the chain from the input")
         if finished and kind != "SOFTMAX":
             raise CircuitError(f"{where}: nothing but a softmax may follow the last dense layer")
