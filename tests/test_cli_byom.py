@@ -57,8 +57,11 @@ def test_quick_audit_of_a_black_box_tflite_says_what_it_skipped(tmp_path, capsys
             str(tmp_path / "r"),
         ],
     )
-    assert result["ran"] == ["extraction"] and result["accuracy"] > 0.9
-    assert "needs white-box weights" in result["skipped"]["proof"]
+    assert result["ran"] == ["extraction", "proof"] and result["accuracy"] > 0.9
+    proof = result["proof"]  # a black box, but a fully integer one: imported exactly
+    assert proof["verified"] and proof["how"].startswith("imported exactly")
+    assert proof["attacks"] and not any(row["accepted"] for row in proof["attacks"])
+    assert "proof" not in result["skipped"] and "watermark" in result["skipped"]
     assert {p.name for p in (tmp_path / "r").iterdir()} == {
         "report.md",
         "report.json",
@@ -83,7 +86,10 @@ def test_audit_of_onnx_with_a_static_key_skips_nothing_it_can_run(byom, capsys):
         ],
     )
     assert result["target"]["white_box"] and result["extraction"][0]["queries"] == 100
-    assert "no circuit yet" in result["skipped"]["proof"]
+    proof = result["proof"]  # the residual CNN, quantised post-training from the graph
+    assert proof["verified"] and proof["how"].startswith("quantised post-training")
+    assert proof["int8_accuracy"] >= result["accuracy"] - 0.02
+    assert not any(row["accepted"] for row in proof["attacks"])
 
 
 def test_extraction_behind_a_detector_and_a_poisoning_defense(byom, capsys):

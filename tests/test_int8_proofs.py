@@ -434,3 +434,19 @@ def test_the_catalogs_dishonest_provers_are_rejected(lenet, residual, mode):
         attack.params = dataclasses.replace(attack.params, mode=mode)
         row = attack.attempt(net, x)
         assert row["accepted"] is False and row["reason"], entry.name
+
+
+def test_cheats_that_need_a_layer_the_network_lacks_say_so(digits):
+    """A single dense layer (softmax regression) has no requantisation: the cheats that
+    need one are not applicable (InputError), and the output cheat is still rejected."""
+    from vtrust.attacks.int8_cheats import attack_verifier
+    from vtrust.models.zoo import build_model
+
+    quantized = quantize_model(build_model("softmax", (1, 8, 8), 10, seed=0), digits.victim.x[:64])
+    x = quantized.quantize_inputs(digits.test.x[:2])
+    for cheat in ("relu", "rounding", "maxpool", "add", "wraparound"):
+        with pytest.raises(InputError, match="no "):
+            cheating_prover(quantized.network, x, cheat)
+    rows = attack_verifier(quantized.network, x)
+    assert {r["attack"] for r in rows if r["applicable"]} == {"int8-output"}
+    assert not any(r["accepted"] for r in rows)

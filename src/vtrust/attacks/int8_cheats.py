@@ -61,6 +61,8 @@ def cheating_prover(network: Int8Network, x: np.ndarray, cheat: Cheat, *, layer:
     """A prover generator for inputs x that commits ``cheat`` (see the module) at the
     first suitable place (in layer ``layer`` if given); InputError if there is none."""
     x = network.check_inputs(x)
+    if cheat in ("rounding", "wraparound") and not plan(network, len(x)):
+        raise InputError("the network has no requantised layer to cheat in")
     if cheat == "rounding":
         values = network.forward(x)
         return prover(network, x, values, _off_by_one_quotient(network, values, layer))

@@ -163,18 +163,18 @@ def _watermark(target, splits, key_file: Path | None, skipped) -> dict[str, Any]
 
 
 def _proof(target: Target, splits: Splits, skipped) -> dict[str, Any]:
+    """A quad zoo network: its SafetyNets circuit; any other model: its int8 network
+    (:mod:`vtrust.evaluation.int8_audit`); else skipped, saying why."""
+    from vtrust.errors import CircuitError, InputError
+    from vtrust.evaluation.int8_audit import int8_proof
+
     module = target.module
-    if module is None:
-        reason = f"needs white-box weights ({target.white_box_reason})"
-    elif not isinstance(module, ZooModel):
-        reason = (
-            "ReLU, max-pool and other non-polynomial layers have no circuit yet "
-            "(only vtrust's quad networks compile to SafetyNets circuits)"
-        )
-    elif module.spec.name != "quad":
-        reason = "only polynomial (quad) networks compile to SafetyNets circuits"
-    else:
+    if isinstance(module, ZooModel) and module.spec.name == "quad":
         return _prove(module, splits)
+    try:
+        return int8_proof(target, splits)
+    except (CircuitError, InputError) as exc:
+        reason = f"no int8 circuit: {exc}"
     skipped["proof"] = reason
     return {"applicable": False, "reason": reason}
 
@@ -236,7 +236,7 @@ def _substitutions(model, splits, circuit_name: str) -> list[dict[str, Any]]:
 
 def verdict_lines(result: dict[str, Any]) -> list[str]:
     """The watermark and proof verdicts of an audit as text lines (indented: the
-    substitution attacks under the proof)."""
+    attacks on the verifier under the proof)."""
     lines = []
     mark = result["watermark"]
     if mark is not None:
@@ -247,7 +247,12 @@ def verdict_lines(result: dict[str, Any]) -> list[str]:
         lines.append(
             "proof: " + ("verifies" if proof["verified"] else f"FAILS ({proof['reason']})")
         )
-        for row in proof.get("substitutions", []):
+        if proof.get("circuit") == "int8":
+            lines[-1] += (f" — int8 network {proof['how']}, accuracy {proof['int8_accuracy']:.4f}; "
+                          f"{proof['batch']} images in {proof['prove_seconds'] * 1000:.0f} ms, "
+                          f"verified in {proof['verify_seconds'] * 1000:.0f} ms, "
+                          f"{proof['proof_kb']:.0f} KB")  # fmt: skip
+        for row in [*proof.get("substitutions", []), *proof.get("attacks", [])]:
             verdict = "ACCEPTED — the verifier is fooled" if row["accepted"] else "rejected"
             lines.append(f"  {row['attack']:<22} {verdict}: {row['reason']}")
     return lines
