@@ -81,15 +81,16 @@ def serve_benign(oracle, splits, clients, per_client, seed):
     return np.concatenate(served), np.concatenate(own)
 
 
-def dawn_study(victim, splits, rate, seed, attacks=EXTRACTION):
-    """Each extraction thief behind its own answer-watermarked oracle, after ten benign
-    clients; traced over all that oracle's records. Returns the table, the thieves and
-    each oracle's records."""
+def dawn_study(victim, splits, rate, seed, attacks=EXTRACTION, radius=None):
+    """Each extraction thief behind its own answer-watermarked oracle (``radius``: the
+    near-duplicate radius, default the catalog's), after ten benign clients; traced over
+    all that oracle's records. Returns the table, the thieves and each oracle's records."""
     table, thieves, logs, disagreement = {}, {}, {}, []
     for name in attacks:
         oracle = Deployment.of(["dawn"]).oracle(victim, splits.victim, seed=seed)
         dawn = oracle.defenses[-1]
-        dawn.params = replace(dawn.params, rate=rate)
+        dawn.params = replace(dawn.params, rate=rate,
+                              radius=dawn.params.radius if radius is None else radius)  # fmt: skip
         served, own = serve_benign(oracle, splits, 10, 200, seed)
         disagreement.append(float(np.mean(served != own)))
         progress.stage(f"[ownership] rate {rate:g}: {name} steals after 10 benign clients")
@@ -154,7 +155,8 @@ def study(splits, args) -> dict:
     victim, key, accuracy_info = marked_victim(splits, seed)
     dawn, stolen, logs = {}, {}, {}
     for label, rate in RATES.items():
-        dawn[label], thieves, rate_logs = dawn_study(victim, splits, rate, seed, args.attacks)
+        dawn[label], thieves, rate_logs = dawn_study(victim, splits, rate, seed, args.attacks,
+                                                     args.radius)  # fmt: skip
         if label == "default":
             stolen.update({f"extraction:{k}": v for k, v in thieves.items()})
             logs = {f"extraction:{k}": v for k, v in rate_logs.items()}
@@ -255,6 +257,8 @@ def main() -> None:
         help="extraction attacks (comma-separated)",
     )
     parser.add_argument("--di-samples", type=int, default=100)
+    parser.add_argument("--radius", type=float, default=None,
+                        help="the answer marks' near-duplicate radius (default 0.02)")  # fmt: skip
     parser.add_argument(
         "--cache",
         type=Path,
