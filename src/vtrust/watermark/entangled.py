@@ -69,9 +69,14 @@ def snnl(features: torch.Tensor, groups: torch.Tensor, temperature: torch.Tensor
 
     with d the squared Euclidean distance of the L2-normalised rows of ``features``.
     It is 0 when every point's neighbours are of its own group and grows as the groups
-    mix; it is invariant to the order of the batch and to scaling the features.
+    mix; it is invariant to the order of the batch and to scaling the features — every
+    row is first divided by its largest |value|, so a row of tiny values normalises as
+    exactly as any other (``normalize`` alone treats norms below its ε = 1e-12 as ε);
+    an all-zero row stays zero.
     """
-    rows = nn.functional.normalize(features.flatten(1), dim=1)
+    flat = features.flatten(1)
+    peak = flat.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(flat.dtype).tiny)
+    rows = nn.functional.normalize(flat / peak, dim=1)
     distances = torch.cdist(rows, rows).pow(2)
     logits = -distances / temperature
     eye = torch.eye(len(rows), dtype=torch.bool)
