@@ -294,3 +294,45 @@ def test_fuzzed_flatbuffers_raise_model_file_or_circuit_errors_only():
         except (ModelFileError, CircuitError):
             outcomes.add("refused")
     assert outcomes == {"imported", "refused"}
+
+
+@pytest.mark.parametrize("edit", ["rounding", "clamp", "input_range", "zero_point", "post_shift",
+                                  "version"])  # fmt: skip
+def test_network_files_with_malformed_new_fields_are_one_line_exit_2(tmp_path, capsys, edit):
+    """The fields an imported network adds (rounding, post-shifts, clamps, input range,
+    zero point), each made invalid in the file's own record: exit 2, one line, and
+    nothing proved — whether the construction or the hash check refuses it."""
+    from safetensors.numpy import load as st_load
+    from safetensors.numpy import save as st_save
+
+    from vtrust.proofs.int8.files import save_network
+
+    good = tmp_path / "good.int8"
+    save_network(good, import_tflite(DIGITS).quantized)
+    raw = good.read_bytes()
+    tensors = st_load(raw)
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    meta = json.loads(header["__metadata__"]["vtrust-int8"])
+    requant = next(i for i, r in enumerate(meta["layers"]) if r["kind"] == "requant")
+    if edit == "rounding":
+        meta["layers"][requant]["rounding"] = "stochastic"
+    elif edit == "clamp":
+        meta["layers"][requant]["clamp"] = [0, 999]
+    elif edit == "input_range":
+        meta["input_range"] = [-1000, 1000]
+    elif edit == "zero_point":
+        meta["input_zero_point"] = "-128"
+    elif edit == "post_shift":
+        tensors[f"layer{requant}.post_shift"] = np.full(16, 40, dtype=np.int64)
+    else:
+        meta["version"] = 1
+    bad = tmp_path / "bad.int8"
+    bad.write_bytes(st_save(tensors, metadata={"vtrust-int8": json.dumps(meta)}))
+    np.save(tmp_path / "x.npy", np.zeros((1, 1, 8, 8), np.float32))
+    out = tmp_path / "p.json"
+    capsys.readouterr()
+    code = run(["-q", "int8", "prove", "--network", str(bad), "--input", str(tmp_path / "x.npy"),
+                "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not out.exists()
